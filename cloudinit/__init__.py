@@ -1,0 +1,165 @@
+"""Cloud-init documents for the nodes, built from data with pyyaml.
+
+Every document is a ``#cloud-config`` that:
+- masks apt's timers and unattended-upgrades first thing (bootcmd), so no background apt run can
+  take the dpkg lock while a GPU driver is being installed (the Azure extension's known failure);
+- installs its packages through cloud-init, then runs ``node-bootstrap.sh`` once;
+- writes its scripts from ``cloudinit/scripts`` and its parameters to ``/etc/qwen/node.env``.
+No secret is ever part of a cloud-init document (Azure keeps customData in the VM model).
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Optional
+
+import yaml
+
+SCRIPTS_DIR = Path(__file__).parent / "scripts"
+BIN_DIR = "/opt/qwen/bin"
+NVIDIA_CONTAINER_TOOLKIT_VERSION = "1.17.8-1"
+
+# Aliyun's recommended NFS v3 options, plus _netdev (wait for the network) and nofail (a NAS
+# hiccup must not stop the boot; mount-nas.sh retries until the mount target answers).
+NFS_OPTIONS = "vers=3,nolock,proto=tcp,rsize=1048576,wsize=1048576,hard,timeo=600,retrans=2,noresvport,_netdev,nofail"
+
+APT_BACKGROUND_UNITS = ("apt-daily.timer", "apt-daily-upgrade.timer", "apt-daily.service",
+                        "apt-daily-upgrade.service", "unattended-upgrades.service")
+
+PREFETCH_UNIT = """[Unit]
+Description=qwen: pull the serving image and prefetch the model weights
+Wants=network-online.target
+After=network-online.target docker.service
+Requires=docker.service
+
+[Service]
+Type=oneshot
+ExecStart=/opt/qwen/bin/prefetch.sh
+Restart=on-failure
+RestartSec=30
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+MODEL_DOWNLOAD_UNIT = """[Unit]
+Description=qwen: download the model into the NAS and verify every file
+Wants=network-online.target
+After=network-online.target remote-fs.target
+
+[Service]
+Type=oneshot
+ExecStart=/opt/qwen/bin/modelscope-download.sh
+Restart=on-failure
+RestartSec=60
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+@dataclass(frozen=True)
+class NasMount:
+    """An NFS export to mount: ``domain:/`` on ``mount_dir``."""
+
+    domain: str
+    mount_dir: str
+
+
+def _script(name: str, path: Optional[str] = None) -> dict:
+    return {
+        "path": path or f"{BIN_DIR}/{name.replace('_', '-')}",
+        "permissions": "0755",
+        "owner": "root:root",
+        "content": (SCRIPTS_DIR / name).read_text(),
+    }
+
+
+def _env_file(env: Mapping[str, str]) -> dict:
+    lines = [f"{key}={shlex.quote(str(value))}" for key, value in sorted(env.items())]
+    return {"path": "/etc/qwen/node.env", "permissions": "0644", "owner": "root:root", "content": "\n".join(lines) + "\n"}
+
+
+def _unit(name: str, content: str) -> dict:
+    return {"path": f"/etc/systemd/system/{name}", "permissions": "0644", "owner": "root:root", "content": content}
+
+
+def _document(packages: list[str], write_files: list[dict], nas: Optional[NasMount]) -> str:
+    doc: dict = {
+        "bootcmd": [["systemctl", "mask", "--now", *APT_BACKGROUND_UNITS]],
+        "package_update": True,
+        "package_upgrade": False,
+        "packages": packages,
+        "write_files": write_files,
+        "runcmd": [[f"{BIN_DIR}/node-bootstrap.sh"]],
+    }
+    if nas is not None:
+        doc["mounts"] = [[f"{nas.domain}:/", nas.mount_dir, "nfs", NFS_OPTIONS, "0", "0"]]
+    return "#cloud-config\n" + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=1000)
+
+
+def gpu_node(
+    *,
+    image: str,
+    model_id: str,
+    model_revision: str,
+    model_root: str,
+    model_dir: str,
+    prefetch_model: bool,
+    nvidia_driver_package: Optional[str] = None,
+    nas: Optional[NasMount] = None,
+) -> str:
+    """A GPU node: docker + the NVIDIA container toolkit, the image pulled early, and either
+    the weights prefetched to the local disk (``prefetch_model``) or a NAS mounted that holds them.
+    ``nvidia_driver_package`` installs the driver here (Aliyun); without it the platform installs
+    the driver (the Azure extension), after cloud-init's apt work is done."""
+    env = {
+        "IMAGE": image,
+        "MODEL_ID": model_id,
+        "MODEL_REVISION": model_revision,
+        "MODEL_ROOT": model_root,
+        "MODEL_DIR": model_dir,
+        "PREFETCH_MODEL": "1" if prefetch_model else "0",
+        "NVIDIA_CONTAINER_TOOLKIT_VERSION": NVIDIA_CONTAINER_TOOLKIT_VERSION,
+        "INSTALL_NVIDIA_DRIVER": "1" if nvidia_driver_package else "0",
+    }
+    files = [
+        _script("node_bootstrap.sh"),
+        _script("install_container_toolkit.sh"),
+        _script("prefetch.sh"),
+        _script("hf_download.py", f"{BIN_DIR}/hf_download.py"),
+        _unit("qwen-prefetch.service", PREFETCH_UNIT),
+    ]
+    packages = ["docker.io", "jq", "curl", "ca-certificates", "gnupg"]
+    if nvidia_driver_package:
+        env["NVIDIA_DRIVER_PACKAGE"] = nvidia_driver_package
+        files.append(_script("install_nvidia_driver.sh"))
+        packages.append("build-essential")
+    if nas is not None:
+        env["NAS_MOUNT_DIR"] = nas.mount_dir
+        files.append(_script("mount_nas.sh"))
+        packages.append("nfs-common")
+    files.insert(0, _env_file(env))
+    return _document(packages, files, nas)
+
+
+def downloader_node(*, model_id: str, model_revision: str, model_dir: str, modelscope_version: str, nas: NasMount) -> str:
+    """The cheap CPU node that downloads the weights into the NAS with ModelScope and verifies them."""
+    env = {
+        "MODEL_ID": model_id,
+        "MODEL_REVISION": model_revision,
+        "MODEL_DIR": model_dir,
+        "MODELSCOPE_VERSION": modelscope_version,
+        "NAS_MOUNT_DIR": nas.mount_dir,
+    }
+    files = [
+        _env_file(env),
+        _script("downloader_bootstrap.sh", f"{BIN_DIR}/node-bootstrap.sh"),
+        _script("mount_nas.sh"),
+        _script("modelscope_download.sh"),
+        _script("modelscope_fetch.py", f"{BIN_DIR}/modelscope_fetch.py"),
+        _unit("qwen-model-download.service", MODEL_DOWNLOAD_UNIT),
+    ]
+    return _document(["python3-venv", "python3-pip", "nfs-common", "jq"], files, nas)

@@ -1,0 +1,1 @@
+"""Pulumi components of the qwen serving product (type tokens ``qwen:<area>:<Name>``)."""

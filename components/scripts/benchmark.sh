@@ -1,0 +1,30 @@
+# shellcheck shell=bash
+# Step (on the Ray head): one `vllm bench serve` scenario on the random dataset. The Command's
+# stdout is exactly the saved result JSON.
+# Env: IMAGE, MODEL_DIR, MODEL_ROOT, SERVED_NAME, PORT, SCENARIO, INPUT_LEN, OUTPUT_LEN, NUM_PROMPTS,
+#      CONCURRENCY, WARMUPS, RUN_ID, BENCH_TIMEOUT (seconds).
+result_dir=/var/lib/qwen/benchmarks
+result_file="$SCENARIO-run-$RUN_ID.json"
+qwen_diagnostics() {
+  echo "qwen: last lines of the vllm container log:"
+  docker logs --tail 20 qwen-vllm 2>&1
+}
+install -d "$result_dir"
+rm -f "${result_dir:?}/$result_file"
+progress "benchmark $SCENARIO: $NUM_PROMPTS prompt(s) of $INPUT_LEN tokens -> $OUTPUT_LEN tokens at concurrency $CONCURRENCY"
+timeout "$BENCH_TIMEOUT" docker run --rm --network host \
+  --env-file /etc/qwen/secrets/bench.env \
+  -v "$MODEL_ROOT:$MODEL_ROOT:ro" -v "$result_dir:/results" \
+  --entrypoint vllm "$IMAGE" bench serve \
+  --backend openai --base-url "http://127.0.0.1:$PORT" \
+  --model "$SERVED_NAME" --tokenizer "$MODEL_DIR" \
+  --dataset-name random --random-input-len "$INPUT_LEN" --random-output-len "$OUTPUT_LEN" --random-range-ratio 0 \
+  --num-prompts "$NUM_PROMPTS" --max-concurrency "$CONCURRENCY" --request-rate inf --num-warmups "$WARMUPS" \
+  --temperature 0 --ignore-eos --seed 0 \
+  --percentile-metrics ttft,tpot,itl,e2el --metric-percentiles 50,90,99 \
+  --label "$SCENARIO" --save-result --result-dir /results --result-filename "$result_file" ||
+  fail "vllm bench serve failed or ran over ${BENCH_TIMEOUT}s"
+jq -e --argjson n "$NUM_PROMPTS" '.completed == $n and ((.failed // 0) == 0)' "$result_dir/$result_file" >/dev/null ||
+  fail "scenario $SCENARIO completed $(jq .completed "$result_dir/$result_file") of $NUM_PROMPTS requests"
+progress "benchmark $SCENARIO: $(jq .output_throughput "$result_dir/$result_file") output tokens/s"
+cat "$result_dir/$result_file" >&3

@@ -1,0 +1,56 @@
+# shellcheck shell=bash
+# Prepended to every remote step (see components/remote.py). It expects QWEN_STEP and
+# QWEN_HOST in the environment. Everything the step does goes to its log file; fd 3 is
+# the Command's stdout (results only) and fd 4 its stderr (progress and failures).
+set -euo pipefail
+umask 022
+: "${QWEN_STEP:?QWEN_STEP is not set}" "${QWEN_HOST:?QWEN_HOST is not set}"
+QWEN_LOG_DIR=/var/log/qwen
+mkdir -p "$QWEN_LOG_DIR"
+QWEN_STEP_LOG="$QWEN_LOG_DIR/$QWEN_STEP.log"
+exec 3>&1 4>&2 >>"$QWEN_STEP_LOG" 2>&1
+echo "=== $(date -u +%FT%TZ) step $QWEN_STEP starts on $QWEN_HOST"
+
+# Steps may define qwen_diagnostics to add context (a container's log, a service's journal).
+qwen_on_exit() {
+  local rc=$?
+  if [ "$rc" -ne 0 ]; then
+    {
+      echo "qwen: step '$QWEN_STEP' failed on host '$QWEN_HOST' (exit $rc)."
+      echo "qwen: last lines of $QWEN_STEP_LOG:"
+      tail -n 40 "$QWEN_STEP_LOG" || true
+      if declare -F qwen_diagnostics >/dev/null; then
+        qwen_diagnostics || true
+      fi
+    } >&4 2>&1
+  fi
+}
+trap qwen_on_exit EXIT
+
+# progress MESSAGE: a line on the Command's stderr, which pulumi shows while the step runs.
+progress() {
+  echo "$(date -u +%T) [$QWEN_HOST] $*" >&4
+  echo "$*"
+}
+
+# fail MESSAGE: stop the step with a message.
+fail() {
+  echo "ERROR: $*"
+  exit 1
+}
+
+# wait_until SECONDS DESCRIPTION COMMAND...: poll COMMAND every 10 s until it succeeds or time runs out.
+wait_until() {
+  local limit=$1 what=$2 start=$SECONDS next_report=0
+  shift 2
+  until "$@"; do
+    if [ $((SECONDS - start)) -ge "$limit" ]; then
+      fail "timed out after ${limit}s waiting for $what"
+    fi
+    if [ $((SECONDS - start)) -ge "$next_report" ]; then
+      progress "waiting for $what ($((SECONDS - start))s of ${limit}s)"
+      next_report=$((next_report + 60))
+    fi
+    sleep 10
+  done
+}

@@ -1,0 +1,31 @@
+# shellcheck shell=bash
+# Step: the node is ready for serving: cloud-init done, nvidia-smi shows the expected GPUs,
+# docker runs GPU containers, and the serving image is present. Prints nvidia-smi's GPU list (CSV).
+# Env: EXPECTED_GPUS, IMAGE, CLOUD_INIT_TIMEOUT, GPU_TIMEOUT, IMAGE_PULL_TIMEOUT (seconds).
+qwen_diagnostics() {
+  echo "qwen: nvidia-smi says:"
+  nvidia-smi 2>&1 | tail -n 15
+  echo "qwen: last lines of /var/log/cloud-init-output.log:"
+  tail -n 20 /var/log/cloud-init-output.log
+}
+rc=0
+timeout "$CLOUD_INIT_TIMEOUT" cloud-init status --wait >/dev/null || rc=$?
+[ "$rc" -eq 0 ] || [ "$rc" -eq 2 ] || fail "cloud-init did not finish (cloud-init status exit $rc)"
+test -f /var/lib/qwen/bootstrap-done || fail "the node bootstrap did not finish (no /var/lib/qwen/bootstrap-done)"
+
+gpus_visible() {
+  local count
+  count=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | grep -c . || true)
+  [ "${count:-0}" -ge "$EXPECTED_GPUS" ]
+}
+wait_until "$GPU_TIMEOUT" "nvidia-smi to show $EXPECTED_GPUS GPUs" gpus_visible
+
+docker info --format '{{json .Runtimes}}' | grep -q nvidia || fail "docker has no nvidia runtime; the NVIDIA container toolkit is not configured"
+if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
+  progress "pulling $IMAGE"
+  timeout "$IMAGE_PULL_TIMEOUT" docker pull "$IMAGE" || fail "could not pull $IMAGE within ${IMAGE_PULL_TIMEOUT}s (set qwen:serving.image to a reachable registry mirror)"
+fi
+in_container=$(timeout 300 docker run --rm --gpus all --entrypoint nvidia-smi "$IMAGE" -L | grep -c '^GPU' || true)
+[ "$in_container" -ge "$EXPECTED_GPUS" ] || fail "a container sees $in_container GPUs, expected $EXPECTED_GPUS"
+progress "$EXPECTED_GPUS GPUs ready"
+nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv,noheader >&3

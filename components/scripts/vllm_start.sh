@@ -1,0 +1,57 @@
+# shellcheck shell=bash
+# Step (on the Ray head): run `vllm serve` in its own container, restarted by docker after a reboot
+# or an eviction. The API key arrives on stdin and is written only to root-only files.
+# Env: IMAGE, MODEL_DIR, MODEL_ROOT, SERVED_NAME, PORT, TP, PP, MAX_MODEL_LEN, GPU_MEMORY_UTILIZATION,
+#      NODE_IP, RAY_PORT, PRIVATE_INTERFACE, EXTRA_ARGS (one argument per line), MODEL_WAIT_TIMEOUT (seconds).
+name=qwen-vllm
+qwen_diagnostics() {
+  if [ -f /etc/systemd/system/qwen-prefetch.service ]; then
+    echo "qwen: last lines of the model prefetch (journalctl -u qwen-prefetch):"
+    journalctl -u qwen-prefetch --no-pager -n 20
+  fi
+}
+api_key=""
+IFS= read -r api_key || true
+[ -n "$api_key" ] || fail "no API key was given on stdin"
+install -d -m 700 /etc/qwen/secrets
+(
+  umask 077
+  printf 'VLLM_API_KEY=%s\n' "$api_key" >/etc/qwen/secrets/vllm.env
+  printf 'OPENAI_API_KEY=%s\n' "$api_key" >/etc/qwen/secrets/bench.env
+  printf 'Authorization: Bearer %s\n' "$api_key" >/etc/qwen/secrets/auth-header
+)
+key_digest=$(sha256sum /etc/qwen/secrets/vllm.env | cut -c1-16)
+unset api_key
+
+wait_until "$MODEL_WAIT_TIMEOUT" "the model weights in $MODEL_DIR" test -f "$MODEL_DIR/.qwen-download-complete"
+
+args=(serve "$MODEL_DIR"
+  --served-model-name "$SERVED_NAME"
+  --host 0.0.0.0 --port "$PORT"
+  --tensor-parallel-size "$TP" --pipeline-parallel-size "$PP"
+  --distributed-executor-backend ray
+  --max-model-len "$MAX_MODEL_LEN"
+  --gpu-memory-utilization "$GPU_MEMORY_UTILIZATION")
+if [ -n "$EXTRA_ARGS" ]; then
+  mapfile -t extra <<<"$EXTRA_ARGS"
+  args+=("${extra[@]}")
+fi
+
+want=$(printf '%s\n' "$IMAGE" "$key_digest" "$NODE_IP" "$PRIVATE_INTERFACE" "${args[@]}" | sha256sum | cut -c1-16)
+have=$(docker inspect -f '{{ index .Config.Labels "qwen.config" }}' "$name" 2>/dev/null || true)
+running=$(docker inspect -f '{{ .State.Running }}' "$name" 2>/dev/null || true)
+if [ "$have" = "$want" ] && [ "$running" = true ]; then
+  progress "vLLM already running with these settings"
+else
+  docker rm -f "$name" 2>/dev/null || true
+  # The driver joins the local Ray node through the shared /tmp/ray; the key comes from the env file,
+  # so it is neither on a command line nor in `docker inspect`'s Cmd.
+  docker run -d --name "$name" --label "qwen.config=$want" --restart unless-stopped \
+    --network host --ipc host --gpus all \
+    --env-file /etc/qwen/secrets/vllm.env \
+    -e RAY_ADDRESS="$NODE_IP:$RAY_PORT" -e VLLM_HOST_IP="$NODE_IP" \
+    -e NCCL_SOCKET_IFNAME="$PRIVATE_INTERFACE" -e GLOO_SOCKET_IFNAME="$PRIVATE_INTERFACE" \
+    -v "$MODEL_ROOT:$MODEL_ROOT:ro" -v /var/lib/qwen/ray:/tmp/ray \
+    --entrypoint vllm "$IMAGE" "${args[@]}"
+  progress "started vllm serve $SERVED_NAME (tensor parallel $TP x pipeline parallel $PP)"
+fi
