@@ -34,6 +34,7 @@ class GpuHost:
     user: SSH user with passwordless sudo.
     private_key: SSH private key (a secret Output).
     gpu_count: GPUs the machine must show in nvidia-smi before anything starts on it.
+    instance_id: the cloud's id of this machine; a new machine (same name and IP) re-runs every step.
     ready: resources that must exist before the first step runs (the driver extension, the model download...).
     """
 
@@ -43,6 +44,7 @@ class GpuHost:
     user: str
     private_key: pulumi.Input[str]
     gpu_count: int
+    instance_id: pulumi.Input[str]
     ready: Sequence[pulumi.Resource] = field(default_factory=list)
 
     def connection(self) -> remote.ConnectionArgs:
@@ -93,7 +95,7 @@ def remote_step(
         resource_name,
         connection=host.connection(),
         create=create,
-        triggers=list(triggers) if triggers else None,
+        triggers=[host.instance_id, *(triggers or [])],
         add_previous_output_in_env=False,
         **secret_opts,
         opts=pulumi.ResourceOptions(

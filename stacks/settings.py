@@ -15,6 +15,7 @@ from typing import Any, Mapping, Optional
 
 import pulumi
 
+from components.benchmark import Scenario
 from stacks.catalog import GPU_SIZES, MODELS, GpuSize, ModelSpec
 
 NAMESPACE = "qwen"
@@ -81,18 +82,6 @@ class ServingSettings:
     image_extracted_gb: float
     image_largest_layer_gb: float
     extra_args: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """One `vllm bench serve` run on the random dataset."""
-
-    name: str
-    input_tokens: int
-    output_tokens: int
-    num_prompts: int
-    concurrency: int
-    warmups: int
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,83 @@
+"""VllmService: `vllm serve` on the head of a Ray cluster, protected by an API key, health-checked."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import pulumi
+
+from components.ray_cluster import RAY_PORT
+from components.remote import GpuHost, remote_step
+
+
+@dataclass
+class VllmServiceArgs:
+    """head: the Ray head host. cluster_ready: resource after which all GPUs are in Ray.
+    image: the serving image. model_root / model_dir: host directory mounted into the containers
+    and the model directory inside it. served_name: the model name clients send.
+    port: API port. tensor_parallel_size / pipeline_parallel_size: GPUs per node / nodes.
+    max_model_len, gpu_memory_utilization: vLLM flags. private_interface: NIC for NCCL/Gloo.
+    api_key: secret Output; reaches the host on stdin only. extra_args: more `vllm serve` flags.
+    model_wait_timeout_minutes: how long to wait for the weights. health_timeout_minutes: for /health."""
+
+    head: GpuHost
+    cluster_ready: pulumi.Resource
+    image: str
+    model_root: str
+    model_dir: str
+    served_name: str
+    port: int
+    tensor_parallel_size: int
+    pipeline_parallel_size: int
+    max_model_len: int
+    gpu_memory_utilization: float
+    private_interface: str
+    api_key: pulumi.Input[str]
+    extra_args: Sequence[str] = field(default_factory=tuple)
+    model_wait_timeout_minutes: int = 90
+    health_timeout_minutes: int = 40
+
+
+class VllmService(pulumi.ComponentResource):
+    """Outputs: ``endpoint`` (OpenAI base URL http://IP:PORT/v1), ``served_model``, ``models``
+    (ids /v1/models lists), ``start`` (the serve step) and ``ready`` (the health step)."""
+
+    def __init__(self, name: str, args: VllmServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("qwen:serving:VllmService", name, None, opts)
+        self.start = remote_step(
+            f"{name}-serve", step="vllm-serve", host=args.head, script="vllm_start.sh",
+            env={
+                "IMAGE": args.image,
+                "MODEL_ROOT": args.model_root,
+                "MODEL_DIR": args.model_dir,
+                "SERVED_NAME": args.served_name,
+                "PORT": str(args.port),
+                "TP": str(args.tensor_parallel_size),
+                "PP": str(args.pipeline_parallel_size),
+                "MAX_MODEL_LEN": str(args.max_model_len),
+                "GPU_MEMORY_UTILIZATION": str(args.gpu_memory_utilization),
+                "NODE_IP": args.head.private_ip,
+                "RAY_PORT": str(RAY_PORT),
+                "PRIVATE_INTERFACE": args.private_interface,
+                "EXTRA_ARGS": "\n".join(args.extra_args),
+                "MODEL_WAIT_TIMEOUT": str(args.model_wait_timeout_minutes * 60),
+            },
+            stdin=args.api_key,
+            parent=self,
+            depends_on=[args.cluster_ready],
+        )
+        self.ready = remote_step(
+            f"{name}-health", step="vllm-health", host=args.head, script="vllm_health.sh",
+            env={"PORT": str(args.port), "SERVED_NAME": args.served_name,
+                 "HEALTH_TIMEOUT": str(args.health_timeout_minutes * 60)},
+            # Re-check health whenever the service is (re)started.
+            triggers=[self.start.id],
+            parent=self,
+            depends_on=[self.start],
+        )
+        self.served_model = pulumi.Output.from_input(args.served_name)
+        self.endpoint = pulumi.Output.concat("http://", args.head.public_ip, ":", str(args.port), "/v1")
+        self.models = self.ready.stdout.apply(lambda out: json.loads(out)["models"])
+        self.register_outputs({"endpoint": self.endpoint, "served_model": self.served_model, "models": self.models})

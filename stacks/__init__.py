@@ -1,0 +1,1 @@
+"""Stacks: settings, the per-cloud compositions of components, and the outputs contract."""

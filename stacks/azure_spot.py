@@ -1,0 +1,48 @@
+"""Azure stack: one Spot GPU VM (AzureSpotGpuVm) serving the model from its OS disk."""
+
+from __future__ import annotations
+
+import pulumi
+
+import cloudinit
+from components.azure_spot_gpu_vm import AzureSpotGpuVm, AzureSpotGpuVmArgs
+from components.ssh_key import SshKey, SshKeyArgs
+from stacks.outputs import StackOutputs
+from stacks.serving import serve_and_measure
+from stacks.settings import Settings
+
+# Weights live on the persistent OS disk (the NVMe and temp disks are wiped on eviction).
+MODEL_ROOT = "/var/lib/qwen/models"
+
+
+def build(settings: Settings) -> StackOutputs:
+    az = settings.azure
+    model_dir = f"{MODEL_ROOT}/{settings.model.dir_name}"
+    key = SshKey("ssh", SshKeyArgs(settings.access.ssh_public_key, settings.access.ssh_private_key))
+    custom_data = cloudinit.gpu_node(
+        image=settings.serving.image, model_id=settings.model.id, model_revision=settings.model.revision,
+        model_root=MODEL_ROOT, model_dir=model_dir, prefetch_model=True,
+    )
+    vm = AzureSpotGpuVm("gpu", AzureSpotGpuVmArgs(
+        location=az.location, resource_group_name=az.resource_group_name,
+        vnet_name=az.vnet_name, vnet_cidr=az.vnet_cidr, subnet_name=az.subnet_name, subnet_cidr=az.subnet_cidr,
+        nsg_name=az.nsg_name, public_ip_name=az.public_ip_name, nic_name=az.nic_name, vm_name=az.vm_name,
+        vm_size=az.vm_size, gpu_count=az.gpu.gpus, os_disk_size_gb=az.os_disk_size_gb, os_disk_type=az.os_disk_type,
+        admin_username=az.admin_username, ssh_public_key=key.public_key, ssh_private_key=key.private_key,
+        allowed_cidrs=settings.access.allowed_cidrs, inbound_ports=[22, settings.serving.port],
+        custom_data=custom_data, image=az.image,
+        driver_type_handler_version=az.nvidia_driver.type_handler_version, driver_settings=az.nvidia_driver.settings,
+        spot_max_price=az.spot_max_price, eviction_policy=az.eviction_policy, tags={"stack": settings.stack},
+    ))
+    serving = serve_and_measure(settings, [vm.host], MODEL_ROOT, model_dir)
+    return StackOutputs(
+        endpoint=serving.service.endpoint,
+        served_model=serving.service.served_model,
+        api_key=serving.api_key,
+        public_ip=vm.public_ip,
+        ssh_command=pulumi.Output.concat("ssh -i ", settings.access.ssh_key_file, " ", az.admin_username, "@", vm.public_ip),
+        nodes=serving.ray.nodes,
+        tokens_per_second=serving.benchmark.tokens_per_second,
+        benchmark=serving.benchmark.results,
+        generated_ssh_private_key=key.private_key if key.generated else None,
+    )

@@ -1,0 +1,53 @@
+"""The serving path both stacks share: Ray over the hosts, vLLM on the head, then the benchmarks.
+
+One change here shows up on every stack; the stacks differ only in how they make the hosts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import pulumi
+import pulumi_random as random
+
+from components.benchmark import Benchmark, BenchmarkArgs
+from components.ray_cluster import RayCluster, RayClusterArgs
+from components.remote import GpuHost
+from components.vllm_service import VllmService, VllmServiceArgs
+from stacks.settings import SEED_SCENARIO, Settings
+
+
+@dataclass
+class Serving:
+    ray: RayCluster
+    service: VllmService
+    benchmark: Benchmark
+    api_key: pulumi.Output[str]
+
+
+def serve_and_measure(settings: Settings, hosts: Sequence[GpuHost], model_root: str, model_dir: str,
+                      gpu_timeout_minutes: int = 60) -> Serving:
+    """hosts: GPU hosts, head first. model_root: host directory with the weights; model_dir: the model in it."""
+    serving = settings.serving
+    api_key = random.RandomPassword("vllm-api-key", length=40, special=False)
+    ray = RayCluster("ray", RayClusterArgs(
+        hosts=hosts, image=serving.image, model_root=model_root, private_interface=serving.private_interface,
+        gpu_timeout_minutes=gpu_timeout_minutes,
+    ))
+    service = VllmService("vllm", VllmServiceArgs(
+        head=ray.head, cluster_ready=ray.ready, image=serving.image, model_root=model_root, model_dir=model_dir,
+        served_name=settings.model.served_name, port=serving.port,
+        tensor_parallel_size=serving.tensor_parallel_size, pipeline_parallel_size=serving.pipeline_parallel_size,
+        max_model_len=settings.model.max_model_len, gpu_memory_utilization=serving.gpu_memory_utilization,
+        private_interface=serving.private_interface, api_key=api_key.result, extra_args=serving.extra_args,
+        model_wait_timeout_minutes=serving.model_wait_timeout_minutes,
+        health_timeout_minutes=serving.health_timeout_minutes,
+    ))
+    benchmark = Benchmark("bench", BenchmarkArgs(
+        head=ray.head, service_ready=service.ready, service_start=service.start, image=serving.image,
+        model_root=model_root, model_dir=model_dir, served_name=settings.model.served_name, port=serving.port,
+        scenarios=settings.benchmark.scenarios, headline=SEED_SCENARIO, run_id=settings.benchmark.run_id,
+        timeout_minutes=settings.benchmark.timeout_minutes,
+    ))
+    return Serving(ray, service, benchmark, pulumi.Output.secret(api_key.result))

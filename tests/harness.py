@@ -1,0 +1,245 @@
+"""Run components or the whole program under Pulumi mocks (preview=False) and record everything.
+
+``RecordingMonitor`` keeps every registration with its inputs, options and dependencies;
+``CloudMocks`` answers like the clouds and the remote hosts would, from the fixtures.
+Nothing here reaches a network.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).parent / "fixtures"
+TEST_CIDR = "198.51.100.7/32"  # the operator's address in these tests (RFC 5737 documentation range)
+SECRET_SIG = rpc._special_secret_sig
+
+
+def fixture(name: str) -> str:
+    return (FIXTURES / name).read_text()
+
+
+@dataclass
+class Registration:
+    type: str
+    name: str
+    urn: str
+    parent: str
+    inputs: dict
+    dependencies: list[str]
+    delete_before_replace: bool
+    ignore_changes: list[str]
+    replace_on_changes: list[str]
+    additional_secret_outputs: list[str]
+    secret_inputs: set[str]
+    state: dict = field(default_factory=dict)
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    def __init__(self, mocks: pulumi.runtime.Mocks):
+        super().__init__(mocks)
+        self.registrations: dict[str, Registration] = {}
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        raw = json.loads(json.dumps(_struct_to_python(request.object)))
+        secret_inputs = {k for k, v in raw.items() if isinstance(v, dict) and v.get(rpc._special_sig_key) == SECRET_SIG}
+        self.registrations[response.urn] = Registration(
+            type=request.type, name=request.name, urn=response.urn, parent=request.parent,
+            inputs=rpc.deserialize_properties(request.object), dependencies=list(request.dependencies),
+            delete_before_replace=request.deleteBeforeReplace, ignore_changes=list(request.ignoreChanges),
+            replace_on_changes=list(request.replaceOnChanges),
+            additional_secret_outputs=list(request.additionalSecretOutputs), secret_inputs=secret_inputs,
+        )
+        return response
+
+
+def _struct_to_python(struct) -> Any:
+    from google.protobuf.json_format import MessageToDict
+
+    return MessageToDict(struct)
+
+
+def step_env(create: str) -> dict[str, str]:
+    """The env assignments of a rendered remote step: `sudo -n env K=V ... bash -c SCRIPT NAME`."""
+    words = shlex.split(create)
+    env = {}
+    for word in words[3:]:
+        if word == "bash":
+            break
+        key, _, value = word.partition("=")
+        env[key] = value
+    return env
+
+
+class CloudMocks(pulumi.runtime.Mocks):
+    """Answers for the resources and invokes of both clouds, and Command stdout from fixtures."""
+
+    def __init__(self, zones_by_type: Optional[dict[str, list[str]]] = None):
+        self.zones_by_type = zones_by_type or {
+            "ecs.gn8is-2x.8xlarge": ["cn-hangzhou-k", "cn-hangzhou-j"],
+            "ecs.e-c1m2.large": ["cn-hangzhou-h", "cn-hangzhou-j", "cn-hangzhou-k"],
+        }
+        self.counter = 0
+        self.invokes: list[tuple[str, dict]] = []
+
+    def _next_ip(self, prefix: str) -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        state = dict(args.inputs)
+        t = args.typ
+        if t == "azure-native:network:PublicIPAddress":
+            state["ipAddress"] = "51.142.202.62"
+        elif t == "azure-native:network:NetworkInterface":
+            cfgs = [dict(c) for c in state.get("ipConfigurations", [])]
+            if cfgs:
+                cfgs[0]["privateIPAddress"] = "10.10.1.4"
+            state["ipConfigurations"] = cfgs
+        elif t == "azure-native:compute:VirtualMachine":
+            state["vmId"] = "5f0c7a52-3c1e-4a59-9d61-0e3c2b7f4a11"
+        elif t == "tls:index/privateKey:PrivateKey":
+            state["publicKeyOpenssh"] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockPublicKeyForTestsOnly qwen\n"
+            state["privateKeyOpenssh"] = "-----BEGIN OPENSSH PRIVATE KEY-----\nmock\n-----END OPENSSH PRIVATE KEY-----\n"
+        elif t == "random:index/randomPassword:RandomPassword":
+            state["result"] = "k" * int(state.get("length", 32))
+        elif t == "alicloud:ecs/instance:Instance":
+            state["publicIp"] = self._next_ip("47.96.10.")
+            state["privateIp"] = self._next_ip("172.18.190.")
+        elif t == "alicloud:nas/mountTarget:MountTarget":
+            state["mountTargetDomain"] = "0a1b2c3d4e-abc12.cn-hangzhou.nas.aliyuncs.com"
+        elif t == "command:remote:Command":
+            state["stdout"] = self.command_stdout(step_env(args.inputs["create"]))
+            state["stderr"] = ""
+        return f"{args.name}-id", state
+
+    def command_stdout(self, env: dict[str, str]) -> str:
+        step = env["QWEN_STEP"]
+        if step == "node-ready":
+            gpus = int(env["EXPECTED_GPUS"])
+            rows = fixture("nvidia_smi_a100.csv" if "nc48" in env["QWEN_HOST"] else "nvidia_smi_l20.csv").splitlines()
+            return "\n".join(rows[:gpus])
+        if step == "ray-wait-gpus":
+            return fixture("ray_status_1node.txt" if env["EXPECTED_GPUS"] == "2" else "ray_status_2nodes.txt")
+        if step == "vllm-health":
+            return json.dumps({"models": [env["SERVED_NAME"]]})
+        if step.startswith("benchmark-"):
+            name = "vllm_bench_seed.json" if env["SCENARIO"].startswith("seed-") else "vllm_bench_chat.json"
+            result = json.loads(fixture(name))
+            result["label"] = env["SCENARIO"]
+            return json.dumps(result)
+        if step == "model-download":
+            return json.dumps({"model": "Qwen/Qwen2.5-72B-Instruct", "revision": "master", "files": 45, "bytes": 145412800512})
+        return ""
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        self.invokes.append((args.token, dict(args.args)))
+        if args.token == "alicloud:index/getZones:getZones":
+            ids = self.zones_by_type.get(args.args.get("availableInstanceType"), [])
+            return {"ids": ids, "zones": [{"id": z, "localName": z, "multiZoneIds": [], "availableInstanceTypes": [],
+                                           "availableResourceCreations": [], "availableDiskCategories": [],
+                                           "slbSlaveZoneIds": []} for z in ids]}
+        if args.token == "alicloud:ecs/getImages:getImages":
+            image = "ubuntu_22_04_x64_20G_alibase_20261015.vhd"
+            return {"ids": [image], "images": [{"id": image, "imageId": image, "name": image}]}
+        return {}
+
+
+@dataclass
+class Run:
+    monitor: RecordingMonitor
+    mocks: CloudMocks
+    outputs: dict
+    error: Optional[BaseException] = None
+
+    @property
+    def resources(self) -> list[Registration]:
+        return list(self.monitor.registrations.values())
+
+    def of_type(self, typ: str) -> list[Registration]:
+        return [r for r in self.resources if r.type == typ]
+
+    def one(self, typ: str) -> Registration:
+        found = self.of_type(typ)
+        assert len(found) == 1, f"expected one {typ}, found {[r.name for r in found]}"
+        return found[0]
+
+    def named(self, name: str) -> Registration:
+        found = [r for r in self.resources if r.name == name]
+        assert len(found) == 1, f"expected one resource named {name}, found {len(found)}"
+        return found[0]
+
+    def commands(self) -> dict[str, Registration]:
+        return {r.name: r for r in self.of_type("command:remote:Command")}
+
+    def depends_on(self, later: Registration, earlier: Registration) -> bool:
+        """True when `later` depends on `earlier` directly or through other resources."""
+        by_urn = self.monitor.registrations
+        seen, todo = set(), list(later.dependencies)
+        while todo:
+            urn = todo.pop()
+            if urn == earlier.urn:
+                return True
+            if urn in seen or urn not in by_urn:
+                continue
+            seen.add(urn)
+            todo.extend(by_urn[urn].dependencies)
+            # a component's dependency covers its children
+            todo.extend(r.urn for r in by_urn.values() if r.parent == urn)
+        return False
+
+
+def run_pulumi(program: Callable[[], Any], stack: str = "test", config: Optional[dict[str, str]] = None,
+               mocks: Optional[CloudMocks] = None) -> Run:
+    """Run `program` under mocks; it returns a dict of Outputs (or plain values) to resolve."""
+    mocks = mocks or CloudMocks()
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project="qwen-serving", stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_all_config(config or {})
+    resolved: dict = {}
+
+    @pulumi.runtime.test
+    def _run():
+        outputs = program() or {}
+        return pulumi.Output.all(**outputs).apply(lambda values: resolved.update(values))
+
+    _run()
+    return Run(monitor, mocks, resolved)
+
+
+def stack_config(stack: str, **overrides: Any) -> dict[str, str]:
+    """The config of Pulumi.<stack>.yaml as the engine passes it (objects as JSON), plus the test
+    operator's CIDR and any `qwen:<key>` overrides."""
+    raw = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    raw.setdefault("qwen:access", {"allowedCidrs": [TEST_CIDR]})
+    for key, value in overrides.items():
+        if value is None:
+            raw.pop(f"qwen:{key}", None)
+        else:
+            raw[f"qwen:{key}"] = value
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
+
+
+def run_stack(stack: str, monkeypatch, mocks: Optional[CloudMocks] = None, **overrides: Any) -> Run:
+    """Run the real program (stacks.program.main) for a stack file, capturing pulumi.export."""
+    from stacks import program
+
+    exports: dict = {}
+    monkeypatch.setattr(pulumi, "export", lambda name, value: exports.__setitem__(name, value))
+
+    def _program():
+        program.main()
+        return exports
+
+    return run_pulumi(_program, stack=stack, config=stack_config(stack, **overrides), mocks=mocks)
