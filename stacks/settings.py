@@ -497,7 +497,7 @@ def _parse_aliyun(raw: Any, problems: list[str]) -> AliyunSettings:
         re.compile(regex or "")
     except re.error as err:
         r.problem("imageNameRegex", f"is not a valid regular expression: {err}")
-    bandwidth = r.int("internetMaxBandwidthOut", 100, minimum=1, maximum=200)
+    bandwidth = r.int("internetMaxBandwidthOut", 100, minimum=1, maximum=100)
     nas = r.obj("nas")
     nas.unknown_keys({"storageType", "mountDir", "modelsSubdir"})
     storage = nas.str("storageType", "Performance")
@@ -587,7 +587,7 @@ def _check_disk(settings: Settings, problems: list[str]) -> None:
             f"{NAMESPACE}:{key}: {have} GB is too small: the node needs {need:.0f} GB (OS {OS_BASE_GB:.0f} + NVIDIA driver "
             f"and toolkit {NVIDIA_STACK_GB:.0f} + image {settings.serving.image_extracted_gb:.0f} extracted + "
             f"{settings.serving.image_largest_layer_gb:.0f} largest layer while pulling + weights {weights:.0f} + headroom "
-            f"{DISK_HEADROOM_GB:.0f}); raise {key} to at least {need:.0f}"
+            f"{DISK_HEADROOM_GB:.0f}); raise {NAMESPACE}:{key} to at least {need:.0f}"
         )
 
 

@@ -1,0 +1,303 @@
+"""AliyunGpuCluster alone, on pulumi mocks (no network): zone choice, security rules, NAS access,
+the GPU nodes waiting for the model download, instance settings, user data and image pinning."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pulumi
+import pytest
+from pulumi.runtime.mocks import MockMonitor
+
+from components.aliyun_gpu_cluster import (
+    AliyunGpuCluster,
+    AliyunGpuClusterArgs,
+    choose_zone,
+    ingress_rules,
+    parse_download_summary,
+)
+
+GPU_TYPE = "ecs.gn8is-2x.8xlarge"
+CPU_TYPE = "ecs.e-c1m2.large"
+DOMAIN = "0a1b2c3d4e-abc12.cn-beijing.nas.aliyuncs.com"
+LOOKED_UP_IMAGE = "ubuntu_22_04_x64_20G_alibase_20250101.vhd"
+SUMMARY = {"model": "Qwen/Qwen2.5-72B-Instruct", "revision": "master", "files": 50, "bytes": 145_000_000_000}
+
+INSTANCE = "alicloud:ecs/instance:Instance"
+RULE = "alicloud:ecs/securityGroupRule:SecurityGroupRule"
+COMMAND = "command:remote:Command"
+
+
+class Mocks(pulumi.runtime.Mocks):
+    def __init__(self, zones: dict[str, list[str]]):
+        self.zones = zones
+        self.calls: list[tuple[str, dict]] = []
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        self.calls.append((args.token, dict(args.args)))
+        if args.token == "alicloud:index/getZones:getZones":
+            ids = self.zones.get(args.args.get("availableInstanceType"), [])
+            return {"ids": ids}, []
+        if args.token == "alicloud:ecs/getImages:getImages":
+            return {"ids": [LOOKED_UP_IMAGE]}, []
+        return {}, []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        state = dict(args.inputs)
+        rid = f"{args.name}-id"
+        if args.typ == INSTANCE:
+            state.update(publicIp=f"47.0.0.{len(args.name)}", privateIp=f"10.0.0.{len(args.name)}")
+        elif args.typ == "alicloud:nas/mountTarget:MountTarget":
+            state["mountTargetDomain"] = DOMAIN
+        elif args.typ == COMMAND:
+            state.update(stdout=json.dumps(SUMMARY), stderr="")
+        return rid, state
+
+
+class RecordingMonitor(MockMonitor):
+    """Keeps every registration request: type, name, dependencies (URNs), inputs, ignore_changes."""
+
+    def __init__(self, mocks: Mocks):
+        super().__init__(mocks)
+        self.registrations: list[dict] = []
+
+    def RegisterResource(self, request):
+        self.registrations.append({
+            "type": request.type,
+            "name": request.name,
+            "dependencies": list(request.dependencies),
+            "inputs": pulumi.runtime.rpc.deserialize_properties(request.object),
+            "ignore_changes": list(request.ignoreChanges),
+        })
+        return super().RegisterResource(request)
+
+    def of_type(self, typ: str) -> list[dict]:
+        return [r for r in self.registrations if r["type"] == typ]
+
+    def named(self, name: str) -> dict:
+        return next(r for r in self.registrations if r["name"] == name)
+
+    def urn(self, name: str) -> str:
+        matches = [urn for urn in self.resources if urn.endswith(f"::{name}")]
+        assert len(matches) == 1, (name, matches)
+        return matches[0]
+
+
+def make_args(**overrides) -> AliyunGpuClusterArgs:
+    args = AliyunGpuClusterArgs(
+        name_prefix="qwen", vpc_cidr="10.10.0.0/16", vswitch_cidr="10.10.1.0/24",
+        gpu_instance_type=GPU_TYPE, gpu_node_count=2, gpus_per_node=2, gpu_system_disk_gb=45,
+        downloader_instance_type=CPU_TYPE, downloader_system_disk_gb=150, system_disk_category="cloud_essd",
+        internet_max_bandwidth_out=100, image_name_regex=r"^ubuntu_22_04_x64_20G_alibase_.*\.vhd$",
+        allowed_cidrs=["203.0.113.0/24", "198.51.100.7/32"], inbound_ports=[22, 8000],
+        ssh_public_key="ssh-ed25519 AAAA test", ssh_private_key=pulumi.Output.secret("PRIVATE"),
+        nas_storage_type="Performance", nas_mount_dir="/mnt", model_dir="/mnt/models/Qwen2.5-72B-Instruct",
+        gpu_user_data=lambda domain: f"#cloud-config\n# gpu node, nas {domain}\n",
+        downloader_user_data=lambda domain: f"#cloud-config\n# downloader, nas {domain}\n",
+        download_timeout_hours=8, tags={"stack": "test"},
+    )
+    return replace(args, **overrides)
+
+
+DEFAULT_ZONES = {
+    GPU_TYPE: ["cn-beijing-l", "cn-beijing-i", "cn-beijing-h"],
+    CPU_TYPE: ["cn-beijing-a", "cn-beijing-l", "cn-beijing-i"],
+}
+
+
+def deploy(args: AliyunGpuClusterArgs, zones: dict[str, list[str]] = DEFAULT_ZONES):
+    """Runs the component on fresh mocks; returns (monitor, mocks, resolved outputs)."""
+    mocks = Mocks(zones)
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project="qwen", stack="test", preview=False, monitor=monitor)
+    resolved: dict = {}
+
+    @pulumi.runtime.test
+    def program():
+        cluster = AliyunGpuCluster("cluster", args)
+        resolved["cluster"] = cluster
+        return pulumi.Output.all(
+            cluster.mount_target_domain, cluster.download_summary,
+            [h.public_ip for h in cluster.gpu_hosts], [h.private_ip for h in cluster.gpu_hosts],
+            cluster.downloader_host.public_ip,
+        ).apply(lambda v: resolved.update(domain=v[0], summary=v[1], gpu_public=v[2], gpu_private=v[3], downloader_public=v[4]))
+
+    program()
+    return monitor, mocks, resolved
+
+
+# ---------------------------------------------------------------------------- pure functions
+
+
+def test_choose_zone_is_the_first_sorted_zone_in_both_lists():
+    assert choose_zone(["z-c", "z-b", "z-a"], ["z-b", "z-c", "z-d"], GPU_TYPE, CPU_TYPE) == "z-b"
+
+
+def test_choose_zone_without_common_zone_names_both_types():
+    with pytest.raises(ValueError) as err:
+        choose_zone(["cn-beijing-l"], ["cn-beijing-a"], GPU_TYPE, CPU_TYPE)
+    assert GPU_TYPE in str(err.value) and CPU_TYPE in str(err.value)
+    with pytest.raises(ValueError):
+        choose_zone([], ["cn-beijing-a"], GPU_TYPE, CPU_TYPE)
+
+
+def test_ingress_rules_one_per_port_and_cidr():
+    rules = ingress_rules(["1.2.3.0/24", "5.6.7.8/32"], [22, 8000])
+    assert {(r["port_range"], r["cidr_ip"]) for r in rules} == {
+        ("22/22", "1.2.3.0/24"), ("22/22", "5.6.7.8/32"), ("8000/8000", "1.2.3.0/24"), ("8000/8000", "5.6.7.8/32"),
+    }
+    assert all(r["type"] == "ingress" and r["ip_protocol"] == "tcp" and r["policy"] == "accept"
+               and r["nic_type"] == "intranet" for r in rules)
+    assert len({r["key"] for r in rules}) == len(rules)
+    with pytest.raises(ValueError):
+        ingress_rules([], [22])
+
+
+def test_parse_download_summary():
+    assert parse_download_summary(json.dumps(SUMMARY)) == SUMMARY
+    with pytest.raises(ValueError):
+        parse_download_summary("not json")
+
+
+# ---------------------------------------------------------------------------- the component
+
+
+def test_component_uses_the_zone_common_to_both_lookups():
+    monitor, mocks, _ = deploy(make_args())
+    zone_calls = [a for token, a in mocks.calls if token == "alicloud:index/getZones:getZones"]
+    assert {a["availableInstanceType"] for a in zone_calls} == {GPU_TYPE, CPU_TYPE}
+    assert all(a["availableResourceCreation"] == "VSwitch" for a in zone_calls)
+    vswitch = monitor.of_type("alicloud:vpc/switch:Switch")
+    assert len(vswitch) == 1
+    assert vswitch[0]["inputs"]["zoneId"] == "cn-beijing-i"
+    assert vswitch[0]["inputs"]["cidrBlock"] == "10.10.1.0/24"
+
+
+def test_component_without_common_zone_raises():
+    with pytest.raises(Exception) as err:
+        deploy(make_args(), zones={GPU_TYPE: ["cn-beijing-l"], CPU_TYPE: ["cn-beijing-a"]})
+    assert GPU_TYPE in str(err.value) and CPU_TYPE in str(err.value)
+
+
+def test_security_rules_are_the_ports_from_allowed_cidrs_plus_the_group_itself():
+    monitor, _, _ = deploy(make_args())
+    rules = [r["inputs"] for r in monitor.of_type(RULE)]
+    tcp = [r for r in rules if r["ipProtocol"] == "tcp"]
+    assert {(r["portRange"], r["cidrIp"]) for r in tcp} == {
+        (f"{p}/{p}", c) for p in (22, 8000) for c in ("203.0.113.0/24", "198.51.100.7/32")
+    }
+    assert len(tcp) == 4
+    assert all(r["type"] == "ingress" and r["policy"] == "accept" and r["nicType"] == "intranet" for r in rules)
+    others = [r for r in rules if r["ipProtocol"] != "tcp"]
+    assert len(others) == 1
+    assert others[0]["ipProtocol"] == "all" and others[0]["portRange"] == "-1/-1"
+    assert others[0]["sourceSecurityGroupId"] == "cluster-sg-id"
+    assert "cidrIp" not in others[0]
+    assert len(rules) == 5
+
+
+def test_nas_access_rule_allows_the_vpc_cidr():
+    monitor, _, resolved = deploy(make_args())
+    rules = monitor.of_type("alicloud:nas/accessRule:AccessRule")
+    assert len(rules) == 1
+    rule = rules[0]["inputs"]
+    assert rule["sourceCidrIp"] == "10.10.0.0/16"
+    assert rule["rwAccessType"] == "RDWR" and rule["userAccessType"] == "no_squash"
+    fs = monitor.of_type("alicloud:nas/fileSystem:FileSystem")[0]["inputs"]
+    assert fs["protocolType"] == "NFS" and fs["storageType"] == "Performance" and fs["fileSystemType"] == "standard"
+    mount = monitor.of_type("alicloud:nas/mountTarget:MountTarget")[0]["inputs"]
+    assert mount["vswitchId"] == "cluster-vswitch-id" and mount["networkType"] == "Vpc"
+    assert resolved["domain"] == DOMAIN
+
+
+def test_gpu_instances_depend_on_the_download_step_and_the_mount_target():
+    monitor, _, resolved = deploy(make_args())
+    download = monitor.named("cluster-model-download")
+    assert download["type"] == COMMAND
+    assert monitor.urn("cluster-downloader") in download["dependencies"]
+    gpus = [r for r in monitor.of_type(INSTANCE) if r["name"].startswith("cluster-gpu-")]
+    assert [g["name"] for g in gpus] == ["cluster-gpu-0", "cluster-gpu-1"]
+    for gpu in gpus:
+        assert monitor.urn("cluster-model-download") in gpu["dependencies"]
+        assert monitor.urn("cluster-nas-mount") in gpu["dependencies"]
+    downloader = monitor.named("cluster-downloader")
+    assert monitor.urn("cluster-nas-mount") in downloader["dependencies"]
+    assert monitor.urn("cluster-model-download") not in downloader["dependencies"]
+    # The GPU nodes are registered only after the download step.
+    names = [r["name"] for r in monitor.registrations]
+    assert names.index("cluster-model-download") < names.index("cluster-gpu-0")
+    assert resolved["summary"] == SUMMARY
+    cluster = resolved["cluster"]
+    assert [h.name for h in cluster.gpu_hosts] == ["qwen-gpu-0", "qwen-gpu-1"]
+    assert all(h.user == "root" and h.gpu_count == 2 for h in cluster.gpu_hosts)
+    assert cluster.downloader_host.gpu_count == 0
+    assert resolved["gpu_private"] == ["10.0.0.13", "10.0.0.13"]
+
+
+def test_download_step_waits_for_the_model_dir_with_the_timeout():
+    monitor, _, _ = deploy(make_args(download_timeout_hours=3))
+    create = monitor.named("cluster-model-download")["inputs"]["create"]
+    assert "MODEL_DIR=/mnt/models/Qwen2.5-72B-Instruct" in create
+    assert "DOWNLOAD_TIMEOUT=10800" in create
+    assert "QWEN_STEP=model-download" in create
+
+
+def test_instance_charge_bandwidth_disk_and_names():
+    monitor, _, _ = deploy(make_args())
+    instances = {r["name"]: r["inputs"] for r in monitor.of_type(INSTANCE)}
+    assert set(instances) == {"cluster-downloader", "cluster-gpu-0", "cluster-gpu-1"}
+    for inputs in instances.values():
+        assert inputs["instanceChargeType"] == "PostPaid"
+        assert inputs["internetChargeType"] == "PayByTraffic"
+        assert inputs["internetMaxBandwidthOut"] == 100
+        assert inputs["systemDiskCategory"] == "cloud_essd"
+        assert inputs["vswitchId"] == "cluster-vswitch-id"
+        assert inputs["securityGroups"] == ["cluster-sg-id"]
+        assert inputs["keyName"] == "qwen-key"
+        assert inputs["tags"]["stack"] == "test"
+    assert instances["cluster-gpu-0"]["instanceType"] == GPU_TYPE
+    assert instances["cluster-gpu-0"]["systemDiskSize"] == 45
+    assert instances["cluster-gpu-1"]["instanceName"] == "qwen-gpu-1"
+    assert instances["cluster-downloader"]["instanceType"] == CPU_TYPE
+    assert instances["cluster-downloader"]["systemDiskSize"] == 150
+    assert instances["cluster-downloader"]["instanceName"] == "qwen-downloader"
+
+
+def test_user_data_contains_the_mount_target_domain():
+    monitor, _, _ = deploy(make_args())
+    instances = {r["name"]: r["inputs"] for r in monitor.of_type(INSTANCE)}
+    assert instances["cluster-downloader"]["userData"] == f"#cloud-config\n# downloader, nas {DOMAIN}\n"
+    for name in ("cluster-gpu-0", "cluster-gpu-1"):
+        assert instances[name]["userData"] == f"#cloud-config\n# gpu node, nas {DOMAIN}\n"
+
+
+def test_looked_up_image_is_ignored_after_creation():
+    monitor, mocks, _ = deploy(make_args(image_id=None))
+    image_calls = [a for token, a in mocks.calls if token == "alicloud:ecs/getImages:getImages"]
+    assert len(image_calls) == 1
+    assert image_calls[0]["owners"] == "system" and image_calls[0]["mostRecent"] is True
+    for inst in monitor.of_type(INSTANCE):
+        assert inst["inputs"]["imageId"] == LOOKED_UP_IMAGE
+        assert inst["ignore_changes"] == ["imageId"]
+
+
+def test_pinned_image_is_used_as_is_without_lookup():
+    monitor, mocks, _ = deploy(make_args(image_id="m-pinned"))
+    assert not [t for t, _ in mocks.calls if t == "alicloud:ecs/getImages:getImages"]
+    for inst in monitor.of_type(INSTANCE):
+        assert inst["inputs"]["imageId"] == "m-pinned"
+        assert inst["ignore_changes"] == []
+
+
+def test_every_child_is_parented_to_the_component():
+    monitor, _, _ = deploy(make_args())
+    component = monitor.urn("cluster")
+    assert "qwen:aliyun:AliyunGpuCluster" in component
+    children = [urn for urn in monitor.resources if urn != component]
+    assert children and all("qwen:aliyun:AliyunGpuCluster$" in urn for urn in children)
+
+
+def test_model_dir_outside_the_nas_is_rejected():
+    with pytest.raises(Exception, match="inside nas_mount_dir"):
+        deploy(make_args(model_dir="/data/models/x"))
