@@ -219,6 +219,9 @@ class AliyunGpuCluster(pulumi.ComponentResource):
                     depends_on=[mount_target, *depends_on],
                     # A most_recent lookup changes over time: never replace a node for a newer image.
                     ignore_changes=["image_id"] if args.image_id is None else None,
+                    # A user_data change is applied in place with a reboot but first-boot scripts do
+                    # not run again: replace the node so the new document really takes effect.
+                    replace_on_changes=["userData"],
                 ),
             )
 
