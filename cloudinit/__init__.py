@@ -130,16 +130,17 @@ def gpu_node(
         _script("install_container_toolkit.sh"),
         _script("prefetch.sh"),
         _script("hf_download.py", f"{BIN_DIR}/hf_download.py"),
+        # Written on every GPU node so the bootstrap is one script; node.env decides what runs.
+        _script("install_nvidia_driver.sh"),
+        _script("mount_nas.sh"),
         _unit("qwen-prefetch.service", PREFETCH_UNIT),
     ]
     packages = ["docker.io", "jq", "curl", "ca-certificates", "gnupg"]
     if nvidia_driver_package:
         env["NVIDIA_DRIVER_PACKAGE"] = nvidia_driver_package
-        files.append(_script("install_nvidia_driver.sh"))
         packages.append("build-essential")
     if nas is not None:
         env["NAS_MOUNT_DIR"] = nas.mount_dir
-        files.append(_script("mount_nas.sh"))
         packages.append("nfs-common")
     files.insert(0, _env_file(env))
     return _document(packages, files, nas)

@@ -171,3 +171,12 @@ def test_run_id_re_runs_only_the_benchmarks(monkeypatch):
     cmds = run.commands()
     assert cmds["bench-seed-10k-in-800-out-c1"].inputs["triggers"][1] == "7"
     assert "7" not in cmds["vllm-serve"].inputs.get("triggers", [])
+
+
+def test_readme_documents_the_contract():
+    from tests.harness import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    for name in CONTRACT:
+        assert f"| `{name}` |" in readme, name
+    assert "bash .ci/run" in readme and "pulumi up -s uksouth" in readme
