@@ -97,9 +97,23 @@ class CloudMocks(pulumi.runtime.Mocks):
         self.counter += 1
         return f"{prefix}{self.counter}"
 
+    # azure-native resources output their name from the type-specific name input
+    AZURE_NAME_INPUTS = {
+        "azure-native:resources:ResourceGroup": "resourceGroupName",
+        "azure-native:network:VirtualNetwork": "virtualNetworkName",
+        "azure-native:network:Subnet": "subnetName",
+        "azure-native:network:NetworkSecurityGroup": "networkSecurityGroupName",
+        "azure-native:network:PublicIPAddress": "publicIpAddressName",
+        "azure-native:network:NetworkInterface": "networkInterfaceName",
+        "azure-native:compute:VirtualMachine": "vmName",
+        "azure-native:compute:VirtualMachineExtension": "vmExtensionName",
+    }
+
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         state = dict(args.inputs)
         t = args.typ
+        if t in self.AZURE_NAME_INPUTS:
+            state["name"] = args.inputs.get(self.AZURE_NAME_INPUTS[t])
         if t == "azure-native:network:PublicIPAddress":
             state["ipAddress"] = "51.142.202.62"
         elif t == "azure-native:network:NetworkInterface":

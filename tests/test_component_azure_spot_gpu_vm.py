@@ -10,6 +10,9 @@ import pulumi
 import pytest
 
 from components.azure_spot_gpu_vm import AzureSpotGpuVm, AzureSpotGpuVmArgs, security_rules
+from google.protobuf.json_format import MessageToDict
+
+from tests import harness
 from tests.harness import CloudMocks, run_pulumi, step_env
 from tests.test_remote_step import required_env
 
@@ -211,12 +214,24 @@ def test_host_is_ready_once_the_driver_is_in(built):
     assert run.outputs["host_private_key"] == PRIVATE_KEY
 
 
-def test_vm_replaces_on_a_new_cloud_config(built):
+class TriggerMonitor(harness.RecordingMonitor):
+    """Also keeps each registration's replacement_trigger (the harness does not record it)."""
+
+    triggers: dict[str, object] = {}
+
+    def RegisterResource(self, request):
+        if request.HasField("replacement_trigger"):
+            TriggerMonitor.triggers[request.name] = MessageToDict(request.replacement_trigger)
+        return super().RegisterResource(request)
+
+
+def test_vm_is_replaced_when_the_cloud_config_changes(built, monkeypatch):
     run, _ = built
     vm = run.one(VM)
     assert vm.delete_before_replace
-    assert "storageProfile.imageReference" in vm.replace_on_changes
-    other = run_pulumi(lambda: {"urn": AzureSpotGpuVm("a100", make_args(custom_data=CUSTOM_DATA + "# v2\n")).vm.urn},
-                       mocks=AzureNameMocks())
-    assert base64.b64decode(other.one(VM).inputs["osProfile"]["customData"]).decode().endswith("# v2\n")
-    assert hashlib.sha256(CUSTOM_DATA.encode()).hexdigest() != hashlib.sha256((CUSTOM_DATA + "# v2\n").encode()).hexdigest()
+    assert {"storageProfile.imageReference", "osProfile.adminUsername"} <= set(vm.replace_on_changes)
+    monkeypatch.setattr(harness, "RecordingMonitor", TriggerMonitor)
+    monkeypatch.setattr(TriggerMonitor, "triggers", {})
+    other = CUSTOM_DATA + "# v2\n"
+    run_pulumi(lambda: {"urn": AzureSpotGpuVm("a100", make_args(custom_data=other)).vm.urn}, mocks=AzureNameMocks())
+    assert TriggerMonitor.triggers["a100-vm"] == hashlib.sha256(other.encode()).hexdigest()

@@ -86,6 +86,15 @@ def test_driver_extension_settings_are_real_ones(run):
     assert ext.inputs["typeHandlerVersion"] == "1.11"
     assert set(ext.inputs["settings"]) <= {"updateOS", "driverVersion", "installCUDA"}
     assert ext.inputs["settings"]["driverVersion"] == "12.8"
+    assert ext.inputs["vmName"] == "vm-qwen-nc48" and ext.inputs["resourceGroupName"] == "rg-qwen-uksouth"
+
+
+def test_everything_is_in_the_seed_resource_group(run):
+    rg = run.one("azure-native:resources:ResourceGroup")
+    for r in run.resources:
+        if r.type.startswith("azure-native:") and r.type != "azure-native:resources:ResourceGroup":
+            assert r.inputs["resourceGroupName"] == "rg-qwen-uksouth", r.name
+            assert rg.urn in r.dependencies, r.name
 
 
 def test_nothing_is_open_to_the_internet(run):
