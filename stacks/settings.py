@@ -379,11 +379,12 @@ def _parse_benchmark(raw: Any, problems: list[str], max_model_len: Optional[int]
     run_id = r._get("runId", "1", False, (str, int), "")
     seed = Scenario(SEED_SCENARIO, 10000, 800, 1, 1, 1)
     scenarios: list[Scenario] = [seed]
-    raw_list = r.list("scenarios", [s.__dict__ for s in DEFAULT_EXTRA_SCENARIOS])
-    for i, item in enumerate(raw_list):
+    defaults = [{"name": s.name, "inputTokens": s.input_tokens, "outputTokens": s.output_tokens,
+                 "numPrompts": s.num_prompts, "concurrency": s.concurrency, "warmups": s.warmups}
+                for s in DEFAULT_EXTRA_SCENARIOS]
+    for i, item in enumerate(r.list("scenarios", defaults)):
         sr = _Reader(f"benchmark.scenarios[{i}]", item, problems)
-        sr.unknown_keys({"name", "inputTokens", "outputTokens", "numPrompts", "concurrency", "warmups",
-                         "input_tokens", "output_tokens", "num_prompts"})
+        sr.unknown_keys({"name", "inputTokens", "outputTokens", "numPrompts", "concurrency", "warmups"})
         name = sr.str("name", required=True)
         if name == SEED_SCENARIO:
             sr.problem("name", f"'{SEED_SCENARIO}' is the fixed seed scenario and always runs; pick another name")
@@ -392,9 +393,9 @@ def _parse_benchmark(raw: Any, problems: list[str], max_model_len: Optional[int]
             sr.problem("name", f"'{name}' must be lowercase letters, digits and '-' (it names a resource)")
         scenarios.append(Scenario(
             name=name or f"scenario-{i}",
-            input_tokens=sr.int("inputTokens", sr.raw.get("input_tokens"), required="input_tokens" not in sr.raw, minimum=1),
-            output_tokens=sr.int("outputTokens", sr.raw.get("output_tokens"), required="output_tokens" not in sr.raw, minimum=1),
-            num_prompts=sr.int("numPrompts", sr.raw.get("num_prompts", 1), minimum=1),
+            input_tokens=sr.int("inputTokens", required=True, minimum=1),
+            output_tokens=sr.int("outputTokens", required=True, minimum=1),
+            num_prompts=sr.int("numPrompts", 1, minimum=1),
             concurrency=sr.int("concurrency", 1, minimum=1),
             warmups=sr.int("warmups", 1, minimum=0),
         ))

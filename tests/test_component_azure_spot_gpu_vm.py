@@ -39,16 +39,6 @@ NAME_INPUT = {
 }
 
 
-class AzureNameMocks(CloudMocks):
-    """CloudMocks, plus the `name` output Azure returns (so wiring by `.name` can be checked)."""
-
-    def new_resource(self, args):
-        rid, state = super().new_resource(args)
-        if args.typ in NAME_INPUT and NAME_INPUT[args.typ] in args.inputs:
-            state["name"] = args.inputs[NAME_INPUT[args.typ]]
-        return rid, state
-
-
 def make_args(**overrides) -> AzureSpotGpuVmArgs:
     values = dict(
         location="westeurope", resource_group_name="rg-llm-we", vnet_name="vnet-llm", vnet_cidr="10.20.0.0/16",
@@ -80,7 +70,7 @@ def built():
             "driver_urn": vm.driver.urn, "vm_urn": vm.vm.urn, "rg_urn": vm.resource_group.urn,
         }
 
-    run = run_pulumi(program, mocks=AzureNameMocks())
+    run = run_pulumi(program, mocks=CloudMocks())
     return run, captured["vm"]
 
 
@@ -233,5 +223,5 @@ def test_vm_is_replaced_when_the_cloud_config_changes(built, monkeypatch):
     monkeypatch.setattr(harness, "RecordingMonitor", TriggerMonitor)
     monkeypatch.setattr(TriggerMonitor, "triggers", {})
     other = CUSTOM_DATA + "# v2\n"
-    run_pulumi(lambda: {"urn": AzureSpotGpuVm("a100", make_args(custom_data=other)).vm.urn}, mocks=AzureNameMocks())
+    run_pulumi(lambda: {"urn": AzureSpotGpuVm("a100", make_args(custom_data=other)).vm.urn}, mocks=CloudMocks())
     assert TriggerMonitor.triggers["a100-vm"] == hashlib.sha256(other.encode()).hexdigest()
