@@ -189,3 +189,20 @@ def test_readme_documents_the_contract():
     for name in CONTRACT:
         assert f"| `{name}` |" in readme, name
     assert "bash .ci/run" in readme and "pulumi up -s uksouth" in readme
+
+
+def test_bad_settings_stop_before_any_resource(monkeypatch):
+    from stacks.settings import SettingsError
+    from tests.harness import CloudMocks, RecordingMonitor
+
+    created = []
+    original = RecordingMonitor.RegisterResource
+
+    def record(self, request):
+        created.append(request.type)
+        return original(self, request)
+
+    monkeypatch.setattr(RecordingMonitor, "RegisterResource", record)
+    with pytest.raises(SettingsError, match="qwen:serving.tensorParallelSize"):
+        run_stack("uksouth", monkeypatch, mocks=CloudMocks(), serving={"image": "vllm/vllm-openai:v0.11.0", "tensorParallelSize": 8})
+    assert [t for t in created if t != "pulumi:pulumi:Stack"] == []
