@@ -2,7 +2,7 @@
 
 The Command's stdout is exactly the result JSON, parsed here into the stack's `benchmark` output.
 Scenarios run one after another (never concurrently, which would skew each other). They re-run
-when ``run_id`` changes or the service is restarted, and never touch the machines.
+when ``run_id`` changes or the serve command changes, and never touch the machines.
 """
 
 from __future__ import annotations
@@ -32,14 +32,14 @@ class Scenario:
 @dataclass
 class BenchmarkArgs:
     """head: host to run from (the vLLM host, so the network is not measured). service_ready: the
-    health step. service_start: the serve step (a new one re-runs the benchmarks). image, model_root,
+    health step. service_fingerprint: changes with the serve command (a change re-runs the benchmarks). image, model_root,
     model_dir: for the tokenizer. served_name, port: the endpoint. scenarios: what to run, the
     headline scenario among them. headline: its name. run_id: change it to re-run.
     timeout_minutes: per scenario."""
 
     head: GpuHost
     service_ready: pulumi.Resource
-    service_start: pulumi.CustomResource
+    service_fingerprint: pulumi.Input[str]
     image: str
     model_root: str
     model_dir: str
@@ -80,7 +80,7 @@ class Benchmark(pulumi.ComponentResource):
                     "RUN_ID": args.run_id,
                     "BENCH_TIMEOUT": str(args.timeout_minutes * 60),
                 },
-                triggers=[args.run_id, args.service_start.id],
+                triggers=[args.run_id, args.service_fingerprint],
                 parent=self,
                 depends_on=[previous],
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
@@ -42,7 +43,8 @@ class VllmServiceArgs:
 
 class VllmService(pulumi.ComponentResource):
     """Outputs: ``endpoint`` (OpenAI base URL http://IP:PORT/v1), ``served_model``, ``models``
-    (ids /v1/models lists), ``start`` (the serve step) and ``ready`` (the health step)."""
+    (ids /v1/models lists), ``start`` (the serve step), ``ready`` (the health step) and
+    ``fingerprint`` (changes whenever the serve command does; steps after it use it as a trigger)."""
 
     def __init__(self, name: str, args: VllmServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("qwen:serving:VllmService", name, None, opts)
@@ -68,12 +70,14 @@ class VllmService(pulumi.ComponentResource):
             parent=self,
             depends_on=[args.cluster_ready],
         )
+        # Changes whenever the serve command does (image, flags, host): an edited `create` re-runs
+        # the serve step in place, so its id alone would not tell the steps after it.
+        self.fingerprint = self.start.create.apply(lambda create: hashlib.sha256(create.encode()).hexdigest()[:16])
         self.ready = remote_step(
             f"{name}-health", step="vllm-health", host=args.head, script="vllm_health.sh",
             env={"PORT": str(args.port), "SERVED_NAME": args.served_name,
                  "HEALTH_TIMEOUT": str(args.health_timeout_minutes * 60)},
-            # Re-check health whenever the service is (re)started.
-            triggers=[self.start.id],
+            triggers=[self.fingerprint],
             parent=self,
             depends_on=[self.start],
         )

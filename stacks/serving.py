@@ -45,7 +45,7 @@ def serve_and_measure(settings: Settings, hosts: Sequence[GpuHost], model_root: 
         health_timeout_minutes=serving.health_timeout_minutes,
     ))
     benchmark = Benchmark("bench", BenchmarkArgs(
-        head=ray.head, service_ready=service.ready, service_start=service.start, image=serving.image,
+        head=ray.head, service_ready=service.ready, service_fingerprint=service.fingerprint, image=serving.image,
         model_root=model_root, model_dir=model_dir, served_name=settings.model.served_name, port=serving.port,
         scenarios=settings.benchmark.scenarios, headline=SEED_SCENARIO, run_id=settings.benchmark.run_id,
         timeout_minutes=settings.benchmark.timeout_minutes,

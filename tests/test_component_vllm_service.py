@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pulumi
 import pulumi_random
 import pytest
@@ -35,7 +37,7 @@ def run():
         ))
         captured["svc"] = svc
         return {"endpoint": svc.endpoint, "models": svc.models, "served_model": svc.served_model,
-                "start_id": svc.start.id, "start_urn": svc.start.urn, "ready_urn": svc.ready.urn}
+                "fingerprint": svc.fingerprint, "start_create": svc.start.create, "start_urn": svc.start.urn, "ready_urn": svc.ready.urn}
 
     result = run_pulumi(program)
     result.captured = captured
@@ -91,8 +93,9 @@ def test_health_after_serve_and_triggered_by_it(run):
     serve, health = cmds["llm-serve"], cmds["llm-health"]
     assert serve.urn in health.dependencies
     assert not run.depends_on(serve, health)
-    assert health.inputs["triggers"] == ["i-head", run.outputs["start_id"]]
-    assert run.outputs["start_id"] == "llm-serve-id"  # the mock's id of the serve step
+    assert health.inputs["triggers"] == ["i-head", run.outputs["fingerprint"]]
+    # the fingerprint is the serve command's digest: any change to it re-checks health
+    assert run.outputs["fingerprint"] == hashlib.sha256(run.outputs["start_create"].encode()).hexdigest()[:16]
     env = step_env(health.inputs["create"])
     assert env == {"QWEN_STEP": "vllm-health", "QWEN_HOST": "gpu-head", "PORT": "8443", "SERVED_NAME": SERVED,
                    "HEALTH_TIMEOUT": "120"}

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from stacks.outputs import CONTRACT
-from tests.harness import TEST_CIDR, fixture, run_stack
+from tests.harness import ROOT, TEST_CIDR, fixture, run_stack
 
 
 @pytest.fixture(scope="module")
@@ -206,3 +206,12 @@ def test_bad_settings_stop_before_any_resource(monkeypatch):
     with pytest.raises(SettingsError, match="qwen:serving.tensorParallelSize"):
         run_stack("uksouth", monkeypatch, mocks=CloudMocks(), serving={"image": "vllm/vllm-openai:v0.11.0", "tensorParallelSize": 8})
     assert [t for t in created if t != "pulumi:pulumi:Stack"] == []
+
+
+def test_a_new_serving_image_re_checks_health_and_re_runs_benchmarks(run, monkeypatch):
+    serving = yaml.safe_load((ROOT / "Pulumi.uksouth.yaml").read_text())["config"]["qwen:serving"]
+    changed = run_stack("uksouth", monkeypatch, serving={**serving, "image": "vllm/vllm-openai:v0.11.1"})
+    before, after = run.commands(), changed.commands()
+    for name in ("vllm-health", "bench-seed-10k-in-800-out-c1"):
+        assert before[name].inputs["triggers"] != after[name].inputs["triggers"], name
+    assert before["gpu-cloud-init"].inputs["triggers"] == after["gpu-cloud-init"].inputs["triggers"]
