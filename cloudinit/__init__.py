@@ -5,7 +5,9 @@ Every document is a ``#cloud-config`` that:
   take the dpkg lock while a GPU driver is being installed (the Azure extension's known failure);
 - installs its packages through cloud-init, then runs ``node-bootstrap.sh`` once;
 - writes its scripts from ``cloudinit/scripts`` and its parameters to ``/etc/qwen/node.env``.
-No secret is ever part of a cloud-init document (Azure keeps customData in the VM model).
+It describes the machine only: what it serves (image, model) reaches it through the serving
+layer's prefetch step, so a new image or model never changes the document, which would replace
+the machine. No secret is ever part of a cloud-init document (Azure keeps customData in the VM model).
 """
 
 from __future__ import annotations
@@ -32,13 +34,24 @@ PREFETCH_UNIT = """[Unit]
 Description=qwen: pull the serving image and prefetch the model weights
 Wants=network-online.target
 After=network-online.target docker.service
-Requires=docker.service
 
 [Service]
 Type=oneshot
+# Stays active after success, so the path unit does not start it again and again.
+RemainAfterExit=yes
 ExecStart=/opt/qwen/bin/prefetch.sh
 Restart=on-failure
 RestartSec=30
+"""
+
+# Starts the prefetch once its settings exist: at first boot, whichever of cloud-init and the
+# prefetch step comes first, and after every reboot (an eviction and `az vm start`).
+PREFETCH_PATH_UNIT = """[Unit]
+Description=qwen: start the prefetch when /etc/qwen/prefetch.env exists
+
+[Path]
+PathExists=/etc/qwen/prefetch.env
+Unit=qwen-prefetch.service
 
 [Install]
 WantedBy=multi-user.target
@@ -100,32 +113,23 @@ def _document(packages: list[str], write_files: list[dict], nas: Optional[NasMou
     return "#cloud-config\n" + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=1000)
 
 
-def gpu_node(
-    *,
-    image: str,
-    model_id: str,
-    model_revision: str,
-    model_root: str,
-    model_dir: str,
-    prefetch_model: bool,
-    nvidia_driver_package: Optional[str] = None,
-    nas: Optional[NasMount] = None,
-) -> str:
-    """A GPU node: docker + the NVIDIA container toolkit, the image pulled early, and either
-    the weights prefetched to the local disk (``prefetch_model``) or a NAS mounted that holds them.
-    ``nvidia_driver_package`` installs the driver here (Aliyun); without it the platform installs
-    the driver (the Azure extension), after cloud-init's apt work is done."""
+def gpu_node(*, nvidia_driver_package: Optional[str] = None, nas: Optional[NasMount] = None) -> str:
+    """A GPU node: docker, the NVIDIA container toolkit and the prefetch service; with
+    ``nvidia_driver_package`` the driver too (Aliyun; on Azure the extension installs it after
+    cloud-init's apt work); with ``nas`` the NAS that holds the weights, mounted."""
     env = {
-        "IMAGE": image,
-        "MODEL_ID": model_id,
-        "MODEL_REVISION": model_revision,
-        "MODEL_ROOT": model_root,
-        "MODEL_DIR": model_dir,
-        "PREFETCH_MODEL": "1" if prefetch_model else "0",
         "NVIDIA_CONTAINER_TOOLKIT_VERSION": NVIDIA_CONTAINER_TOOLKIT_VERSION,
         "INSTALL_NVIDIA_DRIVER": "1" if nvidia_driver_package else "0",
     }
+    packages = ["docker.io", "jq", "curl", "ca-certificates", "gnupg"]
+    if nvidia_driver_package:
+        env["NVIDIA_DRIVER_PACKAGE"] = nvidia_driver_package
+        packages.append("build-essential")
+    if nas is not None:
+        env["NAS_MOUNT_DIR"] = nas.mount_dir
+        packages.append("nfs-common")
     files = [
+        _env_file(env),
         _script("node_bootstrap.sh"),
         _script("install_container_toolkit.sh"),
         _script("prefetch.sh"),
@@ -134,15 +138,8 @@ def gpu_node(
         _script("install_nvidia_driver.sh"),
         _script("mount_nas.sh"),
         _unit("qwen-prefetch.service", PREFETCH_UNIT),
+        _unit("qwen-prefetch.path", PREFETCH_PATH_UNIT),
     ]
-    packages = ["docker.io", "jq", "curl", "ca-certificates", "gnupg"]
-    if nvidia_driver_package:
-        env["NVIDIA_DRIVER_PACKAGE"] = nvidia_driver_package
-        packages.append("build-essential")
-    if nas is not None:
-        env["NAS_MOUNT_DIR"] = nas.mount_dir
-        packages.append("nfs-common")
-    files.insert(0, _env_file(env))
     return _document(packages, files, nas)
 
 

@@ -251,7 +251,7 @@ class AliyunGpuCluster(pulumi.ComponentResource):
         self.gpu_hosts = [
             GpuHost(
                 name=f"{prefix}-gpu-{i}", public_ip=vm.public_ip, private_ip=vm.private_ip, user="root",
-                private_key=private_key, gpu_count=args.gpus_per_node, instance_id=vm.id, ready=[],
+                private_key=private_key, gpu_count=args.gpus_per_node, instance_id=vm.id, booted=[vm], ready=[],
             )
             for i, vm in enumerate(self.gpu_instances)
         ]

@@ -193,6 +193,7 @@ class AzureSpotGpuVm(pulumi.ComponentResource):
         )
         self.host = GpuHost(
             name=args.vm_name, public_ip=self.public_ip, private_ip=self.private_ip, user=args.admin_username,
-            private_key=args.ssh_private_key, gpu_count=args.gpu_count, instance_id=self.vm.vm_id, ready=[self.driver],
+            private_key=args.ssh_private_key, gpu_count=args.gpu_count, instance_id=self.vm.vm_id,
+            booted=[self.vm], ready=[self.driver],
         )
         self.register_outputs({"public_ip": self.public_ip, "private_ip": self.private_ip, "vm_id": self.vm.vm_id})

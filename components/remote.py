@@ -35,7 +35,9 @@ class GpuHost:
     private_key: SSH private key (a secret Output).
     gpu_count: GPUs the machine must show in nvidia-smi before anything starts on it.
     instance_id: the cloud's id of this machine; a new machine (same name and IP) re-runs every step.
-    ready: resources that must exist before the first step runs (the driver extension, the model download...).
+    booted: resources after which the machine exists and SSH may be tried (the VM or instance):
+    early steps, such as the prefetch, wait only for these.
+    ready: resources after which the serving steps may run (the driver extension...).
     """
 
     name: str
@@ -46,6 +48,7 @@ class GpuHost:
     gpu_count: int
     instance_id: pulumi.Input[str]
     ready: Sequence[pulumi.Resource] = field(default_factory=list)
+    booted: Sequence[pulumi.Resource] = field(default_factory=list)
 
     def connection(self) -> remote.ConnectionArgs:
         return remote.ConnectionArgs(

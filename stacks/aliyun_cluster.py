@@ -20,8 +20,6 @@ def build(settings: Settings) -> StackOutputs:
 
     def gpu_user_data(nas_domain: str) -> str:
         return cloudinit.gpu_node(
-            image=settings.serving.image, model_id=settings.model.id, model_revision=settings.model.revision,
-            model_root=model_root, model_dir=model_dir, prefetch_model=False,
             nvidia_driver_package=ali.nvidia_driver_package, nas=cloudinit.NasMount(nas_domain, ali.nas.mount_dir),
         )
 
@@ -43,7 +41,8 @@ def build(settings: Settings) -> StackOutputs:
         gpu_user_data=gpu_user_data, downloader_user_data=downloader_user_data,
         download_timeout_hours=ali.download_timeout_hours, tags={"stack": settings.stack},
     ))
-    serving = serve_and_measure(settings, cluster.gpu_hosts, model_root, model_dir)
+    # The weights are on the NAS already: the prefetch pulls only the image.
+    serving = serve_and_measure(settings, cluster.gpu_hosts, model_root, model_dir, prefetch_model=False)
     head = cluster.gpu_hosts[0]
     downloader = cluster.downloader_host
     downloader_node = pulumi.Output.all(downloader.name, downloader.public_ip, downloader.private_ip).apply(

@@ -19,10 +19,7 @@ def build(settings: Settings) -> StackOutputs:
     az = settings.azure
     model_dir = f"{MODEL_ROOT}/{settings.model.dir_name}"
     key = SshKey("ssh", SshKeyArgs(settings.access.ssh_public_key, settings.access.ssh_private_key))
-    custom_data = cloudinit.gpu_node(
-        image=settings.serving.image, model_id=settings.model.id, model_revision=settings.model.revision,
-        model_root=MODEL_ROOT, model_dir=model_dir, prefetch_model=True,
-    )
+    custom_data = cloudinit.gpu_node()
     vm = AzureSpotGpuVm("gpu", AzureSpotGpuVmArgs(
         location=az.location, resource_group_name=az.resource_group_name,
         vnet_name=az.vnet_name, vnet_cidr=az.vnet_cidr, subnet_name=az.subnet_name, subnet_cidr=az.subnet_cidr,
@@ -34,7 +31,7 @@ def build(settings: Settings) -> StackOutputs:
         driver_type_handler_version=az.nvidia_driver.type_handler_version, driver_settings=az.nvidia_driver.settings,
         spot_max_price=az.spot_max_price, eviction_policy=az.eviction_policy, tags={"stack": settings.stack},
     ))
-    serving = serve_and_measure(settings, [vm.host], MODEL_ROOT, model_dir)
+    serving = serve_and_measure(settings, [vm.host], MODEL_ROOT, model_dir, prefetch_model=True)
     return StackOutputs(
         endpoint=serving.service.endpoint,
         served_model=serving.service.served_model,

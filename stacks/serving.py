@@ -5,13 +5,14 @@ One change here shows up on every stack; the stacks differ only in how they make
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import pulumi
 import pulumi_random as random
 
 from components.benchmark import Benchmark, BenchmarkArgs
+from components.prefetch import Prefetch, PrefetchArgs
 from components.ray_cluster import RayCluster, RayClusterArgs
 from components.remote import GpuHost
 from components.vllm_service import VllmService, VllmServiceArgs
@@ -20,6 +21,7 @@ from stacks.settings import SEED_SCENARIO, Settings
 
 @dataclass
 class Serving:
+    prefetch: Prefetch
     ray: RayCluster
     service: VllmService
     benchmark: Benchmark
@@ -27,10 +29,17 @@ class Serving:
 
 
 def serve_and_measure(settings: Settings, hosts: Sequence[GpuHost], model_root: str, model_dir: str,
-                      gpu_timeout_minutes: int = 60) -> Serving:
-    """hosts: GPU hosts, head first. model_root: host directory with the weights; model_dir: the model in it."""
+                      prefetch_model: bool, gpu_timeout_minutes: int = 60) -> Serving:
+    """hosts: GPU hosts, head first. model_root: host directory with the weights; model_dir: the
+    model in it. prefetch_model: download the weights to each host (False: a shared store has them)."""
     serving = settings.serving
     api_key = random.RandomPassword("vllm-api-key", length=40, special=False)
+    prefetch = Prefetch("prefetch", PrefetchArgs(
+        hosts=hosts, image=serving.image, prefetch_model=prefetch_model, model_id=settings.model.id,
+        model_revision=settings.model.revision, model_root=model_root, model_dir=model_dir,
+    ))
+    # Nothing starts on a host before it has been told what to prefetch.
+    hosts = [replace(h, ready=[*h.ready, prefetch.steps[h.name]]) for h in hosts]
     ray = RayCluster("ray", RayClusterArgs(
         hosts=hosts, image=serving.image, model_root=model_root, private_interface=serving.private_interface,
         gpu_timeout_minutes=gpu_timeout_minutes,
@@ -50,4 +59,4 @@ def serve_and_measure(settings: Settings, hosts: Sequence[GpuHost], model_root: 
         scenarios=settings.benchmark.scenarios, headline=SEED_SCENARIO, run_id=settings.benchmark.run_id,
         timeout_minutes=settings.benchmark.timeout_minutes,
     ))
-    return Serving(ray, service, benchmark, pulumi.Output.secret(api_key.result))
+    return Serving(prefetch, ray, service, benchmark, pulumi.Output.secret(api_key.result))

@@ -80,7 +80,8 @@ def test_every_node_mounts_the_nas_and_user_data_is_valid(run, tmp_path):
         assert result.returncode == 0, result.stdout + result.stderr
     gpu_env = next(f for f in yaml.safe_load(instances(run)["qwen-l20-gpu-0"].inputs["userData"])["write_files"]
                    if f["path"] == "/etc/qwen/node.env")["content"]
-    assert "INSTALL_NVIDIA_DRIVER=1" in gpu_env and "MODEL_DIR=/mnt/models/Qwen2.5-72B-Instruct" in gpu_env
+    assert "INSTALL_NVIDIA_DRIVER=1" in gpu_env and "NAS_MOUNT_DIR=/mnt" in gpu_env
+    assert "vllm/vllm-openai" not in instances(run)["qwen-l20-gpu-0"].inputs["userData"]  # an image bump keeps the node
 
 
 def test_cost_order_download_then_gpus_then_serving(run):
@@ -93,6 +94,11 @@ def test_cost_order_download_then_gpus_then_serving(run):
     mount = run.one("alicloud:nas/mountTarget:MountTarget")
     for node in nodes.values():
         assert mount.urn in node.dependencies  # destroy removes instances before the mount target
+    for gpu in ("qwen-l20-gpu-0", "qwen-l20-gpu-1"):
+        prefetch = cmds[f"prefetch-{gpu}"]
+        assert nodes[gpu].urn in prefetch.dependencies
+        assert "PREFETCH_MODEL=0" in prefetch.inputs["create"]  # the weights are on the NAS
+        assert run.depends_on(cmds[f"ray-{gpu}-node-ready"], prefetch)
     chain = ["ray-qwen-l20-gpu-0-node-ready", "ray-head", "ray-worker-qwen-l20-gpu-1", "ray-gpus",
              "vllm-serve", "vllm-health", "bench-seed-10k-in-800-out-c1"]
     assert run.depends_on(cmds["ray-qwen-l20-gpu-0-node-ready"], nodes["qwen-l20-gpu-0"])

@@ -17,12 +17,8 @@ from components.remote import SCRIPTS_DIR as STEP_SCRIPTS
 from tests.harness import FIXTURES, ROOT
 
 DOCUMENTS = {
-    "azure-gpu-node": lambda: cloudinit.gpu_node(
-        image="vllm/vllm-openai:v0.11.0", model_id="Qwen/Qwen2.5-14B-Instruct", model_revision="main",
-        model_root="/var/lib/qwen/models", model_dir="/var/lib/qwen/models/Qwen2.5-14B-Instruct", prefetch_model=True),
+    "azure-gpu-node": lambda: cloudinit.gpu_node(),
     "aliyun-gpu-node": lambda: cloudinit.gpu_node(
-        image="vllm/vllm-openai:v0.11.0", model_id="Qwen/Qwen2.5-72B-Instruct", model_revision="master",
-        model_root="/mnt", model_dir="/mnt/models/Qwen2.5-72B-Instruct", prefetch_model=False,
         nvidia_driver_package="nvidia-headless-570-server", nas=cloudinit.NasMount("x.nas.aliyuncs.com", "/mnt")),
     "aliyun-downloader": lambda: cloudinit.downloader_node(
         model_id="Qwen/Qwen2.5-72B-Instruct", model_revision="master", model_dir="/mnt/models/Qwen2.5-72B-Instruct",
@@ -59,6 +55,17 @@ def test_documents_write_every_script_they_run(name):
         for called in re.findall(r"/opt/qwen/bin/[\w.-]+", f["content"]):
             assert called in paths, f"{f['path']} calls {called}, which is not written"
     assert "apt-daily.timer" in doc["bootcmd"][0]  # no background apt while drivers install
+
+
+def test_gpu_documents_start_the_prefetch_from_its_settings_file():
+    for name in ("azure-gpu-node", "aliyun-gpu-node"):
+        doc = yaml.safe_load(DOCUMENTS[name]())
+        units = {f["path"]: f["content"] for f in doc["write_files"] if f["path"].startswith("/etc/systemd/")}
+        assert "PathExists=/etc/qwen/prefetch.env" in units["/etc/systemd/system/qwen-prefetch.path"]
+        assert "RemainAfterExit=yes" in units["/etc/systemd/system/qwen-prefetch.service"]
+        bootstrap = next(f["content"] for f in doc["write_files"] if f["path"] == "/opt/qwen/bin/node-bootstrap.sh")
+        # the prefetch may start before the driver install, never before docker
+        assert bootstrap.index("enable --now docker") < bootstrap.index("qwen-prefetch.path") < bootstrap.index("install-nvidia-driver")
 
 
 def test_azure_document_leaves_the_driver_to_the_extension():
@@ -133,3 +140,41 @@ def test_modelscope_verification(tmp_path):
     summary = fetch.write_marker(str(tmp_path), "Qwen/X", "master", files)
     assert json.loads((tmp_path / fetch.MARKER).read_text()) == summary == {
         "model": "Qwen/X", "revision": "master", "files": 2, "bytes": 15}
+
+
+def run_prefetch_configure(tmp_path: Path, image: str, path_unit_enabled: bool) -> subprocess.CompletedProcess:
+    """prefetch_configure.sh with /etc/qwen and /var/log/qwen moved under tmp_path and a fake systemctl."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    systemctl = bin_dir / "systemctl"
+    systemctl.write_text(f"#!/usr/bin/env bash\necho \"$*\" >>{tmp_path}/systemctl.calls\n"
+                         f"[ \"$1\" != is-enabled ] || {'true' if path_unit_enabled else 'false'}\n")
+    systemctl.chmod(0o755)
+    script = ((STEP_SCRIPTS / "common.sh").read_text() + (STEP_SCRIPTS / "prefetch_configure.sh").read_text())
+    script = script.replace("/var/log/qwen", str(tmp_path / "log")).replace("/etc/qwen", str(tmp_path / "etc"))
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "QWEN_STEP": "prefetch", "QWEN_HOST": "h",
+           "IMAGE": image, "PREFETCH_MODEL": "1", "MODEL_ID": "Qwen/Qwen2.5-14B-Instruct", "MODEL_REVISION": "main",
+           "MODEL_ROOT": "/var/lib/qwen/models", "MODEL_DIR": "/var/lib/qwen/models/Qwen2.5-14B-Instruct"}
+    return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+
+
+def test_prefetch_configure_writes_settings_and_restarts_only_on_change(tmp_path):
+    calls = tmp_path / "systemctl.calls"
+    first = run_prefetch_configure(tmp_path, "vllm/vllm-openai:v0.11.0", path_unit_enabled=False)
+    assert first.returncode == 0, first.stderr
+    settings = (tmp_path / "etc" / "prefetch.env").read_text()
+    assert "IMAGE=vllm/vllm-openai:v0.11.0\n" in settings and "PREFETCH_MODEL=1\n" in settings
+    assert "restart" not in calls.read_text()  # cloud-init's path unit will start it
+    # the settings file is what prefetch.sh sources: it must parse back to the same values
+    parsed = subprocess.run(["bash", "-c", f". {tmp_path}/etc/prefetch.env; echo \"$IMAGE|$MODEL_DIR\""],
+                            capture_output=True, text=True).stdout.strip()
+    assert parsed == "vllm/vllm-openai:v0.11.0|/var/lib/qwen/models/Qwen2.5-14B-Instruct"
+
+    again = run_prefetch_configure(tmp_path, "vllm/vllm-openai:v0.11.0", path_unit_enabled=True)
+    assert again.returncode == 0 and "unchanged" in again.stderr
+    assert "restart" not in calls.read_text()
+
+    bumped = run_prefetch_configure(tmp_path, "vllm/vllm-openai:v0.11.1", path_unit_enabled=True)
+    assert bumped.returncode == 0, bumped.stderr
+    assert "restart --no-block qwen-prefetch.service" in calls.read_text()
+    assert "IMAGE=vllm/vllm-openai:v0.11.1\n" in (tmp_path / "etc" / "prefetch.env").read_text()

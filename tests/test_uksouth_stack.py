@@ -77,7 +77,21 @@ def test_custom_data_is_a_cloud_config_without_secrets(run):
     assert doc["bootcmd"][0][:3] == ["systemctl", "mask", "--now"]
     assert "kkkk" not in text  # the (mocked) API key
     env = next(f for f in doc["write_files"] if f["path"] == "/etc/qwen/node.env")["content"]
-    assert "PREFETCH_MODEL=1" in env and "IMAGE=vllm/vllm-openai:v0.11.0" in env
+    assert "INSTALL_NVIDIA_DRIVER=0" in env  # the extension installs the driver
+    assert "vllm/vllm-openai" not in text  # what it serves comes from the prefetch step
+
+
+def test_prefetch_starts_early_and_downloads_the_weights_to_the_os_disk(run):
+    cmds = run.commands()
+    prefetch = cmds["prefetch-vm-qwen-nc48"]
+    vm = run.one("azure-native:compute:VirtualMachine")
+    ext = run.one("azure-native:compute:VirtualMachineExtension")
+    assert vm.urn in prefetch.dependencies  # not after the driver: the pull overlaps its install
+    assert not run.depends_on(prefetch, ext)
+    for flag in ("IMAGE=vllm/vllm-openai:v0.11.0", "PREFETCH_MODEL=1", "MODEL_ID=Qwen/Qwen2.5-14B-Instruct",
+                 "MODEL_DIR=/var/lib/qwen/models/Qwen2.5-14B-Instruct"):
+        assert flag in prefetch.inputs["create"]
+    assert run.depends_on(cmds["ray-vm-qwen-nc48-node-ready"], prefetch)
 
 
 def test_driver_extension_settings_are_real_ones(run):
@@ -215,3 +229,7 @@ def test_a_new_serving_image_re_checks_health_and_re_runs_benchmarks(run, monkey
     for name in ("vllm-health", "bench-seed-10k-in-800-out-c1"):
         assert before[name].inputs["triggers"] != after[name].inputs["triggers"], name
     assert before["gpu-cloud-init"].inputs["triggers"] == after["gpu-cloud-init"].inputs["triggers"]
+    # the machine is kept: same cloud-config, so the same replacement trigger
+    vm_before = run.one("azure-native:compute:VirtualMachine").inputs["osProfile"]["customData"]
+    assert changed.one("azure-native:compute:VirtualMachine").inputs["osProfile"]["customData"] == vm_before
+    assert before["prefetch-vm-qwen-nc48"].inputs["create"] != after["prefetch-vm-qwen-nc48"].inputs["create"]

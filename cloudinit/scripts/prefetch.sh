@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Run by qwen-prefetch.service: pulls the serving image and, when the weights come from
 # Hugging Face, downloads them to the local disk with the image's own huggingface_hub.
-# Resumable and idempotent; systemd restarts it on failure and after a reboot.
+# Its settings are /etc/qwen/prefetch.env, written by the serving layer's prefetch step.
+# Resumable and idempotent; systemd restarts it on failure and runs it again after a reboot.
 set -euo pipefail
 # shellcheck source=/dev/null
-. /etc/qwen/node.env
+. /etc/qwen/prefetch.env
+timeout 600 bash -c 'until docker info >/dev/null 2>&1; do sleep 5; done'
 timeout 3600 docker pull "${IMAGE:?}"
 if [ "${PREFETCH_MODEL:-0}" != 1 ]; then
   exit 0

@@ -1,0 +1,56 @@
+"""Prefetch: hands each host what it will serve, so the image pull and the weights download start
+as soon as the machine answers SSH, before its GPU driver is ready.
+
+Each host's step writes /etc/qwen/prefetch.env; the node's qwen-prefetch service (installed by
+cloud-init, see cloudinit/) does the pull and download, resumes after a reboot and writes the
+weights' completion marker that the serve step waits for. A new image or model re-runs the step
+on the running machine instead of replacing it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import pulumi
+
+from components.remote import GpuHost, remote_step
+
+
+@dataclass
+class PrefetchArgs:
+    """hosts: the GPU hosts. image: the serving image to pull. prefetch_model: also download the
+    weights (from Hugging Face, to model_dir on the host's disk); False when they are already in a
+    shared store. model_id / model_revision: what to download. model_root / model_dir: where."""
+
+    hosts: Sequence[GpuHost]
+    image: str
+    prefetch_model: bool
+    model_id: str
+    model_revision: str
+    model_root: str
+    model_dir: str
+
+
+class Prefetch(pulumi.ComponentResource):
+    """Outputs: ``steps`` ({host name: its prefetch step}), for the steps that follow to depend on."""
+
+    def __init__(self, name: str, args: PrefetchArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("qwen:serving:Prefetch", name, None, opts)
+        self.steps = {
+            host.name: remote_step(
+                f"{name}-{host.name}", step="prefetch", host=host, script="prefetch_configure.sh",
+                env={
+                    "IMAGE": args.image,
+                    "PREFETCH_MODEL": "1" if args.prefetch_model else "0",
+                    "MODEL_ID": args.model_id,
+                    "MODEL_REVISION": args.model_revision,
+                    "MODEL_ROOT": args.model_root,
+                    "MODEL_DIR": args.model_dir,
+                },
+                parent=self,
+                depends_on=list(host.booted),
+            )
+            for host in args.hosts
+        }
+        self.register_outputs({})

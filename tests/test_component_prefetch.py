@@ -1,0 +1,35 @@
+"""Prefetch alone, on pulumi mocks: one early step per host, after the machine only."""
+
+import pulumi_random
+
+from components.prefetch import Prefetch, PrefetchArgs
+from components.remote import GpuHost
+from tests.harness import run_pulumi, step_env
+
+
+def test_one_step_per_host_after_boot_only():
+    def program():
+        booted = [pulumi_random.RandomId(f"boot-{i}", byte_length=4) for i in range(2)]
+        driver = pulumi_random.RandomId("driver", byte_length=4)
+        hosts = [GpuHost(name=f"gpu-{i}", public_ip=f"203.0.113.{i + 1}", private_ip=f"10.0.0.{i + 1}", user="ops",
+                         private_key="k", gpu_count=2, instance_id=f"i-{i}", booted=[booted[i]], ready=[driver])
+                 for i in range(2)]
+        Prefetch("prefetch", PrefetchArgs(hosts=hosts, image="mirror.example/vllm:1", prefetch_model=True,
+                                          model_id="Org/Model", model_revision="abc123", model_root="/srv",
+                                          model_dir="/srv/Model"))
+        return {}
+
+    run = run_pulumi(program)
+    cmds = run.commands()
+    assert sorted(cmds) == ["prefetch-gpu-0", "prefetch-gpu-1"]
+    component = run.one("qwen:serving:Prefetch")
+    driver = run.named("driver")
+    for i in range(2):
+        step = cmds[f"prefetch-gpu-{i}"]
+        assert step.parent == component.urn
+        assert run.named(f"boot-{i}").urn in step.dependencies
+        assert not run.depends_on(step, driver)  # it never waits for the driver
+        assert step_env(step.inputs["create"]) == {
+            "QWEN_STEP": "prefetch", "QWEN_HOST": f"gpu-{i}", "IMAGE": "mirror.example/vllm:1", "PREFETCH_MODEL": "1",
+            "MODEL_ID": "Org/Model", "MODEL_REVISION": "abc123", "MODEL_ROOT": "/srv", "MODEL_DIR": "/srv/Model"}
+        assert step.inputs["triggers"] == [f"i-{i}"]
