@@ -169,3 +169,76 @@ def test_all_problems_reported_at_once():
         raw = raw_settings("uksouth")
         raw["cloud"] = "gcp"
         parse_settings("uksouth", raw)
+
+
+def _set(section, **values):
+    def mutate(raw):
+        raw.setdefault(section, {}).update(values)
+    return mutate
+
+
+def _set_nested(section, sub, **values):
+    def mutate(raw):
+        raw[section].setdefault(sub, {}).update(values)
+    return mutate
+
+
+# (stack, mutation, the key the error names, a fragment of its fix)
+RULES = [
+    ("uksouth", lambda r: r.update(cloud="gcp"), "qwen:cloud", "azure"),
+    ("uksouth", lambda r: r.update(extra=1), "qwen:extra", "not a known setting"),
+    ("uksouth", _set("model", id="Qwen/Qwen3-8B"), "qwen:model.id", "catalog"),
+    ("uksouth", _set("model", source="s3"), "qwen:model.source", "huggingface"),
+    ("uksouth", _set("model", maxModelLen=100), "qwen:model.maxModelLen", "at least 256"),
+    ("uksouth", _set("serving", gpuMemoryUtilization=0.99), "qwen:serving.gpuMemoryUtilization", "0.98"),
+    ("uksouth", _set("serving", port=80), "qwen:serving.port", "at least 1024"),
+    ("uksouth", _set("serving", privateInterface="eth 0"), "qwen:serving.privateInterface", "eth0"),
+    ("uksouth", _set("serving", extraArgs=["--api-key=x"]), "qwen:serving.extraArgs[0]", "own setting"),
+    ("uksouth", _set("serving", extraArgs=[7]), "qwen:serving.extraArgs[0]", "string"),
+    ("uksouth", _set("serving", tensorParallelSize="two"), "qwen:serving.tensorParallelSize", "must be int"),
+    ("uksouth", _set("serving", healthTimeoutMinutes=1), "qwen:serving.healthTimeoutMinutes", "at least 5"),
+    ("uksouth", _set("benchmark", timeoutMinutes=0), "qwen:benchmark.timeoutMinutes", "at least 5"),
+    ("uksouth", _set("benchmark", scenarios=[{"name": "Bad Name", "inputTokens": 8, "outputTokens": 8}]),
+     "qwen:benchmark.scenarios[0].name", "lowercase"),
+    ("uksouth", _set("benchmark", scenarios=[{"name": "x", "outputTokens": 8}]),
+     "qwen:benchmark.scenarios[0].inputTokens", "required"),
+    ("uksouth", _set("benchmark", scenarios=[{"name": "x", "inputTokens": 8, "outputTokens": 8, "concurrency": 0}]),
+     "qwen:benchmark.scenarios[0].concurrency", "at least 1"),
+    ("uksouth", _set("access", allowedCidrs=["10.0.0.0/8", 5]), "qwen:access.allowedCidrs[1]", "CIDR string"),
+    ("uksouth", _set("access", sshPublicKey="not a key"), "qwen:access.sshPublicKey", "OpenSSH public key"),
+    ("uksouth", _set("azure", adminUsername="root"), "qwen:azure.adminUsername", "reserved"),
+    ("uksouth", _set("azure", osDiskType="SSD"), "qwen:azure.osDiskType", "Premium_LRS"),
+    ("uksouth", _set("azure", evictionPolicy="Stop"), "qwen:azure.evictionPolicy", "Deallocate"),
+    ("uksouth", _set("azure", osDiskSizeGb=32), "qwen:azure.osDiskSizeGb", "at least 64"),
+    ("uksouth", _set("azure", vmName="VM_Qwen"), "qwen:azure.vmName", "lowercase"),
+    ("uksouth", _set("azure", nsgName="-nsg"), "qwen:azure.nsgName", "starting with a letter or digit"),
+    ("uksouth", _set("azure", vnetName=None), "qwen:azure.vnetName", "is required"),
+    ("uksouth", _set_nested("azure", "image", sku="22_04-lts"), "qwen:azure.image.sku", "Gen2"),
+    ("uksouth", _set_nested("azure", "nvidiaDriver", typeHandlerVersion="latest"),
+     "qwen:azure.nvidiaDriver.typeHandlerVersion", "1.11"),
+    ("uksouth", _set_nested("azure", "nvidiaDriver", updateSettings="INSTALL"),
+     "qwen:azure.nvidiaDriver.updateSettings", "not a known setting"),
+    ("uksouth", lambda r: r.update(aliyun={}), "qwen:aliyun", "remove it"),
+    ("aliyun-l20", _set("aliyun", namePrefix="Qwen"), "qwen:aliyun.namePrefix", "lowercase"),
+    ("aliyun-l20", _set("aliyun", vswitchCidr="10.0.0.0/24"), "qwen:aliyun.vswitchCidr", "inside vpcCidr"),
+    ("aliyun-l20", _set("aliyun", imageNameRegex="(["), "qwen:aliyun.imageNameRegex", "regular expression"),
+    ("aliyun-l20", _set("aliyun", internetMaxBandwidthOut=500), "qwen:aliyun.internetMaxBandwidthOut", "at most 100"),
+    ("aliyun-l20", _set("aliyun", gpuInstanceType="ecs.gn7i-c8g1.2xlarge"), "qwen:aliyun.gpuInstanceType", "catalog"),
+    ("aliyun-l20", _set_nested("aliyun", "nas", storageType="Extreme"), "qwen:aliyun.nas.storageType", "Performance"),
+    ("aliyun-l20", _set_nested("aliyun", "nas", mountDir="mnt"), "qwen:aliyun.nas.mountDir", "absolute path"),
+    ("aliyun-l20", lambda r: r.update(azure={}), "qwen:azure", "remove it"),
+]
+
+
+@pytest.mark.parametrize("stack, mutate, key, fix", RULES, ids=[f"{r[0]}:{r[2]}" for r in RULES])
+def test_each_rule_names_its_key_and_fix(stack, mutate, key, fix):
+    found = problems(stack, mutate)
+    matching = [p for p in found if p.startswith(key + ":") or p.startswith(key + " ")]
+    assert matching, found
+    assert any(fix in p for p in matching), matching
+
+
+def test_tensor_parallel_must_divide_the_heads():
+    # 40 attention heads: 3 does not divide them (and 3 is not the GPUs per node either)
+    found = problems("uksouth", lambda r: r["serving"].update(tensorParallelSize=3))
+    assert any("does not divide the 40 attention" in p for p in found), found
