@@ -175,7 +175,7 @@ class Run:
     monitor: RecordingMonitor
     mocks: CloudMocks
     outputs: dict
-    error: Optional[BaseException] = None
+    exported: list[str] = field(default_factory=list)  # names passed to pulumi.export, known or not
 
     @property
     def resources(self) -> list[Registration]:
@@ -214,12 +214,20 @@ class Run:
         return False
 
 
+class PreviewMocks(CloudMocks):
+    """What `pulumi preview` knows of new resources: their inputs, and no computed output at all
+    (no IP address, no Command stdout). Invokes still answer, as they do in a real preview."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        return f"{args.name}-id", dict(args.inputs)
+
+
 def run_pulumi(program: Callable[[], Any], stack: str = "test", config: Optional[dict[str, str]] = None,
-               mocks: Optional[CloudMocks] = None) -> Run:
+               mocks: Optional[CloudMocks] = None, preview: bool = False) -> Run:
     """Run `program` under mocks; it returns a dict of Outputs (or plain values) to resolve."""
     mocks = mocks or CloudMocks()
     monitor = RecordingMonitor(mocks)
-    pulumi.runtime.set_mocks(mocks, project="qwen-serving", stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_mocks(mocks, project="qwen-serving", stack=stack, preview=preview, monitor=monitor)
     pulumi.runtime.set_all_config(config or {})
     resolved: dict = {}
 
@@ -245,7 +253,8 @@ def stack_config(stack: str, **overrides: Any) -> dict[str, str]:
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
 
 
-def run_stack(stack: str, monkeypatch, mocks: Optional[CloudMocks] = None, **overrides: Any) -> Run:
+def run_stack(stack: str, monkeypatch, mocks: Optional[CloudMocks] = None, preview: bool = False,
+              **overrides: Any) -> Run:
     """Run the real program (stacks.program.main) for a stack file, capturing pulumi.export."""
     from stacks import program
 
@@ -256,4 +265,6 @@ def run_stack(stack: str, monkeypatch, mocks: Optional[CloudMocks] = None, **ove
         program.main()
         return exports
 
-    return run_pulumi(_program, stack=stack, config=stack_config(stack, **overrides), mocks=mocks)
+    run = run_pulumi(_program, stack=stack, config=stack_config(stack, **overrides), mocks=mocks, preview=preview)
+    run.exported = list(exports)
+    return run
