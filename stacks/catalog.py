@@ -1,8 +1,8 @@
 """Facts about models and GPU machine sizes that settings are validated against.
 
 The numbers come from the models' config.json and the cloud vendors' size tables
-(see ../shared/FACTS.md). A model or size missing here can still be used by
-giving its numbers in the stack settings (``qwen:model.spec`` / ``gpusPerNode``).
+(see ../shared/FACTS.md). To serve another model or use another size, add its numbers here:
+settings refuse what they cannot size.
 """
 
 from __future__ import annotations

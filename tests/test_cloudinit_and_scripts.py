@@ -178,3 +178,62 @@ def test_prefetch_configure_writes_settings_and_restarts_only_on_change(tmp_path
     assert bumped.returncode == 0, bumped.stderr
     assert "restart --no-block qwen-prefetch.service" in calls.read_text()
     assert "IMAGE=vllm/vllm-openai:v0.11.1\n" in (tmp_path / "etc" / "prefetch.env").read_text()
+
+
+FAKE_DOCKER_BENCH = """#!/usr/bin/env bash
+# Records its arguments; on a `bench serve --save-result` run, writes the fixture as the result file.
+echo "$*" >>"{calls}"
+results="" name=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -v) case "$2" in *:/results) results="${{2%%:/results}}" ;; esac; shift ;;
+    --result-filename) name="$2"; shift ;;
+  esac
+  shift
+done
+if [ -n "$name" ]; then
+  cp "{fixture}" "$results/$name"
+fi
+"""
+
+
+def run_benchmark_script(tmp_path: Path, warmups: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+    require("jq")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "docker.calls"
+    docker = bin_dir / "docker"
+    docker.write_text(FAKE_DOCKER_BENCH.format(calls=calls, fixture=FIXTURES / "vllm_bench_seed.json"))
+    docker.chmod(0o755)
+    script = (STEP_SCRIPTS / "common.sh").read_text() + (STEP_SCRIPTS / "benchmark.sh").read_text()
+    script = script.replace("/var/log/qwen", str(tmp_path / "log")).replace("/var/lib/qwen", str(tmp_path / "lib"))
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "QWEN_STEP": "benchmark-seed", "QWEN_HOST": "h",
+           "IMAGE": "vllm/vllm-openai:v0.11.0", "MODEL_ROOT": "/m", "MODEL_DIR": "/m/Q", "SERVED_NAME": "Q",
+           "PORT": "8000", "SCENARIO": "seed-10k-in-800-out-c1", "INPUT_LEN": "10000", "OUTPUT_LEN": "800",
+           "NUM_PROMPTS": "1", "CONCURRENCY": "1", "WARMUPS": warmups, "RUN_ID": "3", "BENCH_TIMEOUT": "60"}
+    result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+    return result, calls.read_text().splitlines() if calls.exists() else []
+
+
+def test_benchmark_script_prints_exactly_the_result_json_after_a_warm_up(tmp_path):
+    result, calls = run_benchmark_script(tmp_path, warmups="1")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == json.loads(fixture_text("vllm_bench_seed.json"))
+    assert len(calls) == 2
+    warm_up, measured = calls
+    assert "--num-prompts 1 --seed 1" in warm_up and "--save-result" not in warm_up
+    assert "--num-prompts 1 --seed 0" in measured and "--result-filename seed-10k-in-800-out-c1-run-3.json" in measured
+    for call in calls:
+        assert "--random-input-len 10000 --random-output-len 800" in call
+        assert "--temperature 0 --ignore-eos" in call and "--max-concurrency 1" in call
+        assert "--num-warmups" not in call  # not a flag of the pinned v0.11.0
+
+
+def test_benchmark_script_without_warm_up(tmp_path):
+    result, calls = run_benchmark_script(tmp_path, warmups="0")
+    assert result.returncode == 0, result.stderr
+    assert len(calls) == 1
+
+
+def fixture_text(name: str) -> str:
+    return (FIXTURES / name).read_text()

@@ -11,16 +11,25 @@ qwen_diagnostics() {
 }
 install -d "$result_dir"
 rm -f "${result_dir:?}/$result_file"
+bench() {
+  timeout "$BENCH_TIMEOUT" docker run --rm --network host --gpus all \
+    --env-file /etc/qwen/secrets/bench.env \
+    -v "$MODEL_ROOT:$MODEL_ROOT:ro" -v "$result_dir:/results" \
+    --entrypoint vllm "$IMAGE" bench serve \
+    --backend openai --base-url "http://127.0.0.1:$PORT" \
+    --model "$SERVED_NAME" --tokenizer "$MODEL_DIR" \
+    --dataset-name random --random-input-len "$INPUT_LEN" --random-output-len "$OUTPUT_LEN" --random-range-ratio 0 \
+    --max-concurrency "$CONCURRENCY" --request-rate inf \
+    --temperature 0 --ignore-eos "$@"
+}
+# Warm-up: requests of the same shape, unmeasured. A separate run rather than --num-warmups,
+# which vLLM added after v0.11.0; another seed, so the measured prompts are not in the prefix cache.
+if [ "$WARMUPS" -gt 0 ]; then
+  progress "benchmark $SCENARIO: $WARMUPS warm-up request(s)"
+  bench --num-prompts "$WARMUPS" --seed 1 || fail "the warm-up run of $SCENARIO failed"
+fi
 progress "benchmark $SCENARIO: $NUM_PROMPTS prompt(s) of $INPUT_LEN tokens -> $OUTPUT_LEN tokens at concurrency $CONCURRENCY"
-timeout "$BENCH_TIMEOUT" docker run --rm --network host \
-  --env-file /etc/qwen/secrets/bench.env \
-  -v "$MODEL_ROOT:$MODEL_ROOT:ro" -v "$result_dir:/results" \
-  --entrypoint vllm "$IMAGE" bench serve \
-  --backend openai --base-url "http://127.0.0.1:$PORT" \
-  --model "$SERVED_NAME" --tokenizer "$MODEL_DIR" \
-  --dataset-name random --random-input-len "$INPUT_LEN" --random-output-len "$OUTPUT_LEN" --random-range-ratio 0 \
-  --num-prompts "$NUM_PROMPTS" --max-concurrency "$CONCURRENCY" --request-rate inf --num-warmups "$WARMUPS" \
-  --temperature 0 --ignore-eos --seed 0 \
+bench --num-prompts "$NUM_PROMPTS" --seed 0 \
   --percentile-metrics ttft,tpot,itl,e2el --metric-percentiles 50,90,99 \
   --label "$SCENARIO" --save-result --result-dir /results --result-filename "$result_file" ||
   fail "vllm bench serve failed or ran over ${BENCH_TIMEOUT}s"

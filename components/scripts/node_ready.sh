@@ -3,6 +3,8 @@
 # docker runs GPU containers, and the serving image is present. Prints nvidia-smi's GPU list (CSV).
 # Env: EXPECTED_GPUS, IMAGE, CLOUD_INIT_TIMEOUT, GPU_TIMEOUT, IMAGE_PULL_TIMEOUT (seconds).
 qwen_diagnostics() {
+  echo "qwen: last lines of journalctl -u qwen-prefetch:"
+  journalctl -u qwen-prefetch --no-pager -n 15
   echo "qwen: nvidia-smi says:"
   nvidia-smi 2>&1 | tail -n 15
   echo "qwen: last lines of /var/log/cloud-init-output.log:"
@@ -20,11 +22,17 @@ gpus_visible() {
 }
 wait_until "$GPU_TIMEOUT" "nvidia-smi to show $EXPECTED_GPUS GPUs" gpus_visible
 
-docker info --format '{{json .Runtimes}}' | grep -q nvidia || fail "docker has no nvidia runtime; the NVIDIA container toolkit is not configured"
-if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
-  progress "pulling $IMAGE"
-  timeout "$IMAGE_PULL_TIMEOUT" docker pull "$IMAGE" || fail "could not pull $IMAGE within ${IMAGE_PULL_TIMEOUT}s (set qwen:serving.image to a reachable registry mirror)"
-fi
+runtimes=$(docker info --format '{{json .Runtimes}}')
+[[ "$runtimes" == *nvidia* ]] || fail "docker has no nvidia runtime; the NVIDIA container toolkit is not configured"
+# The prefetch service pulls the image (one puller, resumed after reboots); wait for it.
+prefetch_failed() { systemctl is-failed --quiet qwen-prefetch.service; }
+image_present() {
+  if prefetch_failed; then
+    fail "the prefetch service failed; see journalctl -u qwen-prefetch (is qwen:serving.image reachable from here?)"
+  fi
+  docker image inspect "$IMAGE" >/dev/null 2>&1
+}
+wait_until "$IMAGE_PULL_TIMEOUT" "the image $IMAGE (pulled by qwen-prefetch)" image_present
 in_container=$(timeout 300 docker run --rm --gpus all --entrypoint nvidia-smi "$IMAGE" -L | grep -c '^GPU' || true)
 [ "$in_container" -ge "$EXPECTED_GPUS" ] || fail "a container sees $in_container GPUs, expected $EXPECTED_GPUS"
 progress "$EXPECTED_GPUS GPUs ready"

@@ -7,11 +7,15 @@ qwen_diagnostics() {
   echo "qwen: last lines of the $name container log:"
   docker logs --tail 60 "$name" 2>&1
 }
+restarts_before=$(docker inspect -f '{{ .RestartCount }}' "$name")
 healthy() {
+  if curl -fsS -o /dev/null --max-time 5 "http://127.0.0.1:$PORT/health"; then
+    return 0
+  fi
   local restarts
   restarts=$(docker inspect -f '{{ .RestartCount }}' "$name")
-  [ "$restarts" -le 3 ] || fail "vLLM restarted $restarts times; it keeps crashing"
-  curl -fsS -o /dev/null --max-time 5 "http://127.0.0.1:$PORT/health"
+  [ $((restarts - restarts_before)) -le 3 ] || fail "vLLM restarted $((restarts - restarts_before)) times while starting; it keeps crashing"
+  return 1
 }
 wait_until "$HEALTH_TIMEOUT" "vLLM /health on port $PORT" healthy
 # curl reads the Authorization header from a root-only file: the key is never on a command line.
