@@ -11,7 +11,8 @@ import pulumi_tls as tls
 
 @dataclass
 class SshKeyArgs:
-    """public_key: an OpenSSH public key to use; None generates an ed25519 key pair.
+    """public_key: an OpenSSH public key to use; None generates an RSA 4096 key pair (RSA because
+    Alibaba Cloud imports rsa, dsa and ecdsa keys only, and one key type serves every cloud).
     private_key: the private half of public_key (a secret), required when public_key is given."""
 
     public_key: Optional[str] = None
@@ -30,7 +31,7 @@ class SshKey(pulumi.ComponentResource):
         super().__init__("qwen:access:SshKey", name, None, opts)
         self.generated = args.public_key is None
         if self.generated:
-            key = tls.PrivateKey(f"{name}-key", algorithm="ED25519", opts=pulumi.ResourceOptions(parent=self))
+            key = tls.PrivateKey(f"{name}-key", algorithm="RSA", rsa_bits=4096, opts=pulumi.ResourceOptions(parent=self))
             self.public_key = key.public_key_openssh.apply(lambda k: k.strip())
             self.private_key = pulumi.Output.secret(key.private_key_openssh)
         else:

@@ -261,7 +261,7 @@ AZURE_NAME_RULE = "1-64 letters, digits, '_', '.', '-', starting with a letter o
 # ---------------------------------------------------------------------------- sections
 
 
-def _parse_access(raw: Any, stack: str, problems: list[str], private_key: Any) -> AccessSettings:
+def _parse_access(raw: Any, stack: str, cloud: Any, problems: list[str], private_key: Any) -> AccessSettings:
     r = _Reader("access", raw, problems)
     r.unknown_keys({"allowedCidrs", "allowAnySource", "sshPublicKey", "sshKeyFile"})
     cidrs = r.list("allowedCidrs")
@@ -290,7 +290,9 @@ def _parse_access(raw: Any, stack: str, problems: list[str], private_key: Any) -
         checked.append(str(net))
     public_key = r.str("sshPublicKey")
     if public_key is not None and not re.match(r"^(ssh-rsa|ssh-ed25519|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+", public_key):
-        r.problem("sshPublicKey", "must be an OpenSSH public key line (ssh-ed25519 AAAA... or ssh-rsa AAAA...), or unset to generate one")
+        r.problem("sshPublicKey", "must be an OpenSSH public key line (ssh-rsa AAAA... or ssh-ed25519 AAAA...), or unset to generate one")
+    elif public_key is not None and cloud == "aliyun" and public_key.startswith("ssh-ed25519"):
+        r.problem("sshPublicKey", "Alibaba Cloud key pairs accept rsa, dsa and ecdsa keys only; give an ssh-rsa key, or unset it to generate one")
     if public_key is not None and private_key is None:
         r.problem(
             "sshPublicKey",
@@ -605,7 +607,7 @@ def parse_settings(stack: str, raw: Mapping[str, Any]) -> Settings:
     if cloud not in CLOUDS:
         problems.append(f"{NAMESPACE}:cloud: must be one of {', '.join(CLOUDS)}, got {cloud!r}; "
                         f"set it with `pulumi config set {NAMESPACE}:cloud azure -s {stack}`")
-    access = _parse_access(raw.get("access"), stack, problems, raw.get("sshPrivateKey"))
+    access = _parse_access(raw.get("access"), stack, cloud, problems, raw.get("sshPrivateKey"))
     model = _parse_model(raw.get("model"), problems)
     serving = _parse_serving(raw.get("serving"), problems)
     benchmark = _parse_benchmark(raw.get("benchmark"), problems, model.max_model_len if model else None)

@@ -124,7 +124,7 @@ class CloudMocks(pulumi.runtime.Mocks):
         elif t == "azure-native:compute:VirtualMachine":
             state["vmId"] = "5f0c7a52-3c1e-4a59-9d61-0e3c2b7f4a11"
         elif t == "tls:index/privateKey:PrivateKey":
-            state["publicKeyOpenssh"] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockPublicKeyForTestsOnly qwen\n"
+            state["publicKeyOpenssh"] = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAACAQMockPublicKeyForTestsOnly qwen\n"
             state["privateKeyOpenssh"] = "-----BEGIN OPENSSH PRIVATE KEY-----\nmock\n-----END OPENSSH PRIVATE KEY-----\n"
         elif t == "random:index/randomPassword:RandomPassword":
             state["result"] = "k" * int(state.get("length", 32))

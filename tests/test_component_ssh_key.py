@@ -1,4 +1,4 @@
-"""SshKey alone, on pulumi mocks: a generated ed25519 key, or the operator's own key passed through."""
+"""SshKey alone, on pulumi mocks: a generated RSA key, or the operator's own key passed through."""
 
 from __future__ import annotations
 
@@ -37,13 +37,13 @@ def generated():
     return run, captured["key"]
 
 
-def test_generated_key_is_an_ed25519_tls_child_of_the_component(generated):
+def test_generated_key_is_an_rsa_tls_child_of_the_component(generated):
     run, key = generated
     component = run.one(COMPONENT)
     tls = run.one(TLS_KEY)
     assert tls.parent == component.urn
     assert tls.name == "access-key"
-    assert tls.inputs["algorithm"] == "ED25519"
+    assert tls.inputs["algorithm"] == "RSA" and tls.inputs["rsaBits"] == 4096  # Aliyun imports no ed25519
     assert key.generated is True
 
 

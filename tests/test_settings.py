@@ -137,6 +137,13 @@ def test_a_bigger_image_does_not_fit_45_gb():
     one_problem("aliyun-l20", lambda r: r["serving"].update(imageExtractedGb=30.0), "qwen:aliyun.gpuSystemDiskGb", "47")
 
 
+def test_aliyun_refuses_ed25519_keys():
+    def mutate(r):
+        r["access"]["sshPublicKey"] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOperator op@laptop"
+        r["sshPrivateKey"] = "-----BEGIN OPENSSH PRIVATE KEY-----"
+    one_problem("aliyun-l20", mutate, "qwen:access.sshPublicKey", "rsa, dsa and ecdsa")
+
+
 def test_public_key_without_private_key():
     one_problem("uksouth", lambda r: r["access"].update(sshPublicKey="ssh-ed25519 AAAAC3Nza operator"),
                 "qwen:access.sshPublicKey", "sshPrivateKey")

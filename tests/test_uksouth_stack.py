@@ -54,7 +54,7 @@ def test_vm_is_the_seed_spot_vm(run):
     os_profile = i["osProfile"]
     assert os_profile["adminUsername"] == "azureuser"
     assert os_profile["linuxConfiguration"]["disablePasswordAuthentication"] is True
-    assert os_profile["linuxConfiguration"]["ssh"]["publicKeys"][0]["keyData"].startswith("ssh-ed25519 ")
+    assert os_profile["linuxConfiguration"]["ssh"]["publicKeys"][0]["keyData"].startswith("ssh-rsa ")
     assert "adminPassword" not in os_profile
     assert i["securityProfile"]["uefiSettings"] == {"secureBootEnabled": False, "vTpmEnabled": False}
     assert i["networkProfile"]["networkInterfaces"][0]["id"] == "gpu-nic-id"
