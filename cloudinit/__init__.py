@@ -34,6 +34,9 @@ PREFETCH_UNIT = """[Unit]
 Description=qwen: pull the serving image and prefetch the model weights
 Wants=network-online.target
 After=network-online.target docker.service
+# Retried on failure, but a persistent failure ends in the failed state the steps report.
+StartLimitIntervalSec=2h
+StartLimitBurst=6
 
 [Service]
 Type=oneshot
@@ -61,6 +64,10 @@ MODEL_DOWNLOAD_UNIT = """[Unit]
 Description=qwen: download the model into the NAS and verify every file
 Wants=network-online.target
 After=network-online.target remote-fs.target
+# Resumes after transient failures; a persistent one (bad version, hub error) ends in the failed
+# state, which the model-download step reports instead of waiting out its timeout.
+StartLimitIntervalSec=6h
+StartLimitBurst=8
 
 [Service]
 Type=oneshot

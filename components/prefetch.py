@@ -19,12 +19,14 @@ from components.remote import GpuHost, remote_step
 
 @dataclass
 class PrefetchArgs:
-    """hosts: the GPU hosts. image: the serving image to pull. prefetch_model: also download the
+    """hosts: the GPU hosts. image: the serving image to pull; image_disk_gb: the disk its pull needs
+    (extracted + largest layer), below which the old images are removed first. prefetch_model: also download the
     weights (from Hugging Face, to model_dir on the host's disk); False when they are already in a
     shared store. model_id / model_revision: what to download. model_root / model_dir: where."""
 
     hosts: Sequence[GpuHost]
     image: str
+    image_disk_gb: int
     prefetch_model: bool
     model_id: str
     model_revision: str
@@ -42,6 +44,7 @@ class Prefetch(pulumi.ComponentResource):
                 f"{name}-{host.name}", step="prefetch", host=host, script="prefetch_configure.sh",
                 env={
                     "IMAGE": args.image,
+                    "IMAGE_DISK_GB": str(args.image_disk_gb),
                     "PREFETCH_MODEL": "1" if args.prefetch_model else "0",
                     "MODEL_ID": args.model_id,
                     "MODEL_REVISION": args.model_revision,

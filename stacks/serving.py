@@ -5,6 +5,7 @@ One change here shows up on every stack; the stacks differ only in how they make
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Sequence
 
@@ -35,7 +36,8 @@ def serve_and_measure(settings: Settings, hosts: Sequence[GpuHost], model_root: 
     serving = settings.serving
     api_key = random.RandomPassword("vllm-api-key", length=40, special=False)
     prefetch = Prefetch("prefetch", PrefetchArgs(
-        hosts=hosts, image=serving.image, prefetch_model=prefetch_model, model_id=settings.model.id,
+        hosts=hosts, image=serving.image,
+        image_disk_gb=math.ceil(serving.image_extracted_gb + serving.image_largest_layer_gb), prefetch_model=prefetch_model, model_id=settings.model.id,
         model_revision=settings.model.revision, model_root=model_root, model_dir=model_dir,
     ))
     # Nothing starts on a host before it has been told what to prefetch.

@@ -332,6 +332,26 @@ def _parse_model(raw: Any, problems: list[str]) -> Optional[ModelSettings]:
     )
 
 
+# `vllm serve` flags the program sets itself, with what sets them; extraArgs may not override them.
+MANAGED_VLLM_FLAGS = {
+    "--api-key": "the generated API key", "--tensor-parallel-size": "serving.tensorParallelSize",
+    "-tp": "serving.tensorParallelSize", "--pipeline-parallel-size": "serving.pipelineParallelSize",
+    "-pp": "serving.pipelineParallelSize", "--port": "serving.port", "--host": "the program",
+    "--served-model-name": "model.servedName", "--max-model-len": "model.maxModelLen",
+    "--gpu-memory-utilization": "serving.gpuMemoryUtilization", "--distributed-executor-backend": "the program",
+    "--model": "model.id",
+}
+# Ray's fixed ports on every node (GCS, dashboard, client, dashboard agent) and its worker port range.
+RAY_PORTS = {6379, 8265, 10001, 52365}
+RAY_WORKER_PORTS = range(10002, 20000)
+
+
+def _managed_flag(arg: str) -> Optional[str]:
+    flag = arg.split("=", 1)[0]
+    flag = flag.replace("_", "-") if flag.startswith("--") else flag
+    return MANAGED_VLLM_FLAGS.get(flag)
+
+
 def _parse_serving(raw: Any, problems: list[str]) -> ServingSettings:
     r = _Reader("serving", raw, problems)
     r.unknown_keys({
@@ -352,11 +372,16 @@ def _parse_serving(raw: Any, problems: list[str]) -> ServingSettings:
     for i, arg in enumerate(extra):
         if not isinstance(arg, str):
             r.problem(f"extraArgs[{i}]", f"must be a string, got {arg!r}")
-        elif arg.split("=")[0] in ("--api-key", "--tensor-parallel-size", "--pipeline-parallel-size", "--port", "--served-model-name"):
-            r.problem(f"extraArgs[{i}]", f"'{arg}' is managed by its own setting; remove it from extraArgs")
+        elif re.search(r"\s", arg):
+            r.problem(f"extraArgs[{i}]", f"'{arg}' holds whitespace; give a flag and its value as two items or as --flag=value")
+        elif _managed_flag(arg):
+            r.problem(f"extraArgs[{i}]", f"'{arg}' is set by the program ({_managed_flag(arg)}); remove it from extraArgs")
+    port = r.int("port", 8000, minimum=1024, maximum=65535)
+    if isinstance(port, int) and (port in RAY_PORTS or port in RAY_WORKER_PORTS):
+        r.problem("port", f"{port} is one of Ray's ports on the same host network (6379, 8265, 10001, 52365, 10002-19999); use e.g. 8000")
     return ServingSettings(
         image=image,
-        port=r.int("port", 8000, minimum=1024, maximum=65535),
+        port=port,
         tensor_parallel_size=r.int("tensorParallelSize", required=True, minimum=1),
         pipeline_parallel_size=r.int("pipelineParallelSize", 1, minimum=1),
         gpu_memory_utilization=util,

@@ -153,7 +153,7 @@ def run_prefetch_configure(tmp_path: Path, image: str, path_unit_enabled: bool) 
     script = ((STEP_SCRIPTS / "common.sh").read_text() + (STEP_SCRIPTS / "prefetch_configure.sh").read_text())
     script = script.replace("/var/log/qwen", str(tmp_path / "log")).replace("/etc/qwen", str(tmp_path / "etc"))
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "QWEN_STEP": "prefetch", "QWEN_HOST": "h",
-           "IMAGE": image, "PREFETCH_MODEL": "1", "MODEL_ID": "Qwen/Qwen2.5-14B-Instruct", "MODEL_REVISION": "main",
+           "IMAGE": image, "IMAGE_DISK_GB": "30", "PREFETCH_MODEL": "1", "MODEL_ID": "Qwen/Qwen2.5-14B-Instruct", "MODEL_REVISION": "main",
            "MODEL_ROOT": "/var/lib/qwen/models", "MODEL_DIR": "/var/lib/qwen/models/Qwen2.5-14B-Instruct"}
     return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
 
@@ -237,3 +237,27 @@ def test_benchmark_script_without_warm_up(tmp_path):
 
 def fixture_text(name: str) -> str:
     return (FIXTURES / name).read_text()
+
+
+@pytest.mark.parametrize("free_gb, prunes", [("12", True), ("300", False)])
+def test_prefetch_makes_room_for_a_new_image_only_when_the_disk_is_short(tmp_path, free_gb, prunes):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    (bin_dir / "docker").write_text(
+        f"#!/usr/bin/env bash\necho \"docker $*\" >>{calls}\n"
+        "[ \"$1 $2\" != \"image inspect\" ] || exit 1\n")  # the new image is not there yet
+    (bin_dir / "df").write_text(f"#!/usr/bin/env bash\necho Avail\necho {free_gb}G\n")
+    for tool in ("docker", "df"):
+        (bin_dir / tool).chmod(0o755)
+    (tmp_path / "prefetch.env").write_text("IMAGE=vllm/vllm-openai:v0.11.1\nIMAGE_DISK_GB=30\nPREFETCH_MODEL=0\n")
+    script = (cloudinit.SCRIPTS_DIR / "prefetch.sh").read_text().replace("/etc/qwen", str(tmp_path))
+    result = subprocess.run(["bash", "-c", script], env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    log = calls.read_text()
+    assert "docker pull vllm/vllm-openai:v0.11.1" in log
+    assert ("docker image prune -af" in log) is prunes
+    assert ("docker rm -f qwen-vllm qwen-ray" in log) is prunes
+    if prunes:
+        assert log.index("docker image prune") < log.index("docker pull")

@@ -14,7 +14,7 @@ def test_one_step_per_host_after_boot_only():
         hosts = [GpuHost(name=f"gpu-{i}", public_ip=f"203.0.113.{i + 1}", private_ip=f"10.0.0.{i + 1}", user="ops",
                          private_key="k", gpu_count=2, instance_id=f"i-{i}", booted=[booted[i]], ready=[driver])
                  for i in range(2)]
-        Prefetch("prefetch", PrefetchArgs(hosts=hosts, image="mirror.example/vllm:1", prefetch_model=True,
+        Prefetch("prefetch", PrefetchArgs(hosts=hosts, image="mirror.example/vllm:1", image_disk_gb=30, prefetch_model=True,
                                           model_id="Org/Model", model_revision="abc123", model_root="/srv",
                                           model_dir="/srv/Model"))
         return {}
@@ -30,6 +30,6 @@ def test_one_step_per_host_after_boot_only():
         assert run.named(f"boot-{i}").urn in step.dependencies
         assert not run.depends_on(step, driver)  # it never waits for the driver
         assert step_env(step.inputs["create"]) == {
-            "QWEN_STEP": "prefetch", "QWEN_HOST": f"gpu-{i}", "IMAGE": "mirror.example/vllm:1", "PREFETCH_MODEL": "1",
+            "QWEN_STEP": "prefetch", "QWEN_HOST": f"gpu-{i}", "IMAGE": "mirror.example/vllm:1", "IMAGE_DISK_GB": "30", "PREFETCH_MODEL": "1",
             "MODEL_ID": "Org/Model", "MODEL_REVISION": "abc123", "MODEL_ROOT": "/srv", "MODEL_DIR": "/srv/Model"}
         assert step.inputs["triggers"] == [f"i-{i}"]

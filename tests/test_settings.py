@@ -200,7 +200,7 @@ RULES = [
     ("uksouth", _set("serving", gpuMemoryUtilization=0.99), "qwen:serving.gpuMemoryUtilization", "0.98"),
     ("uksouth", _set("serving", port=80), "qwen:serving.port", "at least 1024"),
     ("uksouth", _set("serving", privateInterface="eth 0"), "qwen:serving.privateInterface", "eth0"),
-    ("uksouth", _set("serving", extraArgs=["--api-key=x"]), "qwen:serving.extraArgs[0]", "own setting"),
+    ("uksouth", _set("serving", extraArgs=["--api-key=x"]), "qwen:serving.extraArgs[0]", "set by the program"),
     ("uksouth", _set("serving", extraArgs=[7]), "qwen:serving.extraArgs[0]", "string"),
     ("uksouth", _set("serving", tensorParallelSize="two"), "qwen:serving.tensorParallelSize", "must be int"),
     ("uksouth", _set("serving", healthTimeoutMinutes=1), "qwen:serving.healthTimeoutMinutes", "at least 5"),
@@ -249,3 +249,21 @@ def test_tensor_parallel_must_divide_the_heads():
     # 40 attention heads: 3 does not divide them (and 3 is not the GPUs per node either)
     found = problems("uksouth", lambda r: r["serving"].update(tensorParallelSize=3))
     assert any("does not divide the 40 attention" in p for p in found), found
+
+
+@pytest.mark.parametrize("arg", ["-tp=4", "--max-model-len=131072", "--max_model_len=131072", "--host=127.0.0.1",
+                                 "--distributed-executor-backend=mp", "--gpu-memory-utilization=0.99"])
+def test_extra_args_cannot_override_managed_flags(arg):
+    one_problem("uksouth", _set("serving", extraArgs=[arg]), "qwen:serving.extraArgs[0]", "set by the program")
+
+
+def test_extra_args_without_whitespace():
+    one_problem("uksouth", _set("serving", extraArgs=["--max-num-seqs 64"]), "qwen:serving.extraArgs[0]", "two items")
+    raw = raw_settings("uksouth")
+    raw["serving"]["extraArgs"] = ["--max-num-seqs", "64", "--enable-chunked-prefill"]
+    assert parse_settings("uksouth", raw).serving.extra_args == ("--max-num-seqs", "64", "--enable-chunked-prefill")
+
+
+@pytest.mark.parametrize("port", [6379, 8265, 10001, 15000, 52365])
+def test_api_port_must_not_collide_with_ray(port):
+    one_problem("uksouth", _set("serving", port=port), "qwen:serving.port", "Ray's ports")

@@ -7,7 +7,17 @@ set -euo pipefail
 # shellcheck source=/dev/null
 . /etc/qwen/prefetch.env
 timeout 600 bash -c 'until docker info >/dev/null 2>&1; do sleep 5; done'
-timeout 3600 docker pull "${IMAGE:?}"
+if ! docker image inspect "${IMAGE:?}" >/dev/null 2>&1; then
+  # A small system disk holds one serving image (see the disk check in stacks/settings.py): for a
+  # new one, the old containers and images go first. The serving steps start them again.
+  free_gb=$(df --output=avail -BG /var/lib/docker | tail -n 1 | tr -dc '0-9')
+  if [ "$free_gb" -lt "${IMAGE_DISK_GB:?}" ]; then
+    echo "qwen-prefetch: ${free_gb} GB free, ${IMAGE_DISK_GB} GB needed for $IMAGE: removing the old serving containers and images"
+    docker rm -f qwen-vllm qwen-ray >/dev/null 2>&1 || true
+    docker image prune -af
+  fi
+  timeout 3600 docker pull "$IMAGE"
+fi
 if [ "${PREFETCH_MODEL:-0}" != 1 ]; then
   exit 0
 fi

@@ -54,4 +54,6 @@ else
     -v "$MODEL_ROOT:$MODEL_ROOT:ro" -v /var/lib/qwen/ray:/tmp/ray \
     --entrypoint vllm "$IMAGE" "${args[@]}"
   progress "started vllm serve $SERVED_NAME (tensor parallel $TP x pipeline parallel $PP)"
+  # Images no container uses any more (a previous serving image) only take disk space.
+  docker image prune -af >/dev/null || true
 fi

@@ -17,7 +17,7 @@ downloaded() {
   test -f "$MODEL_DIR/.qwen-download-complete"
 }
 report_size() {
-  progress "downloaded so far: $(du -sh "$MODEL_DIR" 2>/dev/null | cut -f1)"
+  progress "downloaded so far: $(du -sh "$MODEL_DIR" 2>/dev/null | cut -f1) ($(systemctl show -p NRestarts --value "$unit") restart(s) of $unit)"
 }
 start=$SECONDS
 until downloaded; do
