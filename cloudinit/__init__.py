@@ -22,6 +22,7 @@ import yaml
 SCRIPTS_DIR = Path(__file__).parent / "scripts"
 BIN_DIR = "/opt/qwen/bin"
 NVIDIA_CONTAINER_TOOLKIT_VERSION = "1.17.8-1"
+NVIDIA_CONTAINER_TOOLKIT_REPO = "https://nvidia.github.io/libnvidia-container"
 
 # Aliyun's recommended NFS v3 options, plus _netdev (wait for the network) and nofail (a NAS
 # hiccup must not stop the boot; mount-nas.sh retries until the mount target answers).
@@ -120,12 +121,15 @@ def _document(packages: list[str], write_files: list[dict], nas: Optional[NasMou
     return "#cloud-config\n" + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=1000)
 
 
-def gpu_node(*, nvidia_driver_package: Optional[str] = None, nas: Optional[NasMount] = None) -> str:
-    """A GPU node: docker, the NVIDIA container toolkit and the prefetch service; with
-    ``nvidia_driver_package`` the driver too (Aliyun; on Azure the extension installs it after
-    cloud-init's apt work); with ``nas`` the NAS that holds the weights, mounted."""
+def gpu_node(*, nvidia_driver_package: Optional[str] = None, nas: Optional[NasMount] = None,
+             toolkit_repo: str = NVIDIA_CONTAINER_TOOLKIT_REPO) -> str:
+    """A GPU node: docker, the NVIDIA container toolkit (from ``toolkit_repo``, NVIDIA's apt
+    repository or a mirror of it) and the prefetch service; with ``nvidia_driver_package`` the
+    driver too (Aliyun; on Azure the extension installs it after cloud-init's apt work); with
+    ``nas`` the NAS that holds the weights, mounted."""
     env = {
         "NVIDIA_CONTAINER_TOOLKIT_VERSION": NVIDIA_CONTAINER_TOOLKIT_VERSION,
+        "NVIDIA_CONTAINER_TOOLKIT_REPO": toolkit_repo.rstrip("/"),
         "INSTALL_NVIDIA_DRIVER": "1" if nvidia_driver_package else "0",
     }
     packages = ["docker.io", "jq", "curl", "ca-certificates", "gnupg"]

@@ -40,6 +40,8 @@ class AliyunGpuClusterArgs:
     nas_mount_dir: where every node mounts the NAS; model_dir: absolute path of the weights, inside it.
     gpu_user_data / downloader_user_data: build the #cloud-config of a GPU node / the downloader
     from the NAS mount-target domain. download_timeout_hours: how long the download step waits.
+    preflight_urls: URLs the GPU nodes will need (image registry, apt repositories), checked from
+    the downloader before any GPU node is bought; preflight_hint: the fix to print when one fails.
     tags: added to every taggable resource."""
 
     name_prefix: str
@@ -65,6 +67,8 @@ class AliyunGpuClusterArgs:
     downloader_user_data: Callable[[str], str]
     download_timeout_hours: int
     image_id: Optional[str] = None
+    preflight_urls: Sequence[str] = ()
+    preflight_hint: str = ""
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -241,11 +245,21 @@ class AliyunGpuCluster(pulumi.ComponentResource):
             parent=self, depends_on=[self.downloader_instance],
         )
         self.download_summary = self.download.stdout.apply(parse_download_summary)
+        gates: list[pulumi.Resource] = [self.download]
+        self.preflight = None
+        if args.preflight_urls:
+            # Checked from the cheap downloader, in the region, before any GPU node is bought.
+            self.preflight = remote_step(
+                f"{name}-preflight", step="preflight-reachability", host=self.downloader_host,
+                script="reachability.sh", env={"URLS": "\n".join(args.preflight_urls), "HINT": args.preflight_hint},
+                parent=self, depends_on=[self.downloader_instance],
+            )
+            gates.append(self.preflight)
 
         # The GPU nodes are bought only once the weights are complete on the NAS.
         self.gpu_instances = [
             instance(f"{name}-gpu-{i}", f"{prefix}-gpu-{i}", args.gpu_instance_type, args.gpu_system_disk_gb,
-                     args.gpu_user_data, [self.download])
+                     args.gpu_user_data, gates)
             for i in range(args.gpu_node_count)
         ]
         self.gpu_hosts = [

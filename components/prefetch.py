@@ -34,6 +34,15 @@ class PrefetchArgs:
     model_dir: str
 
 
+def registry_probe_url(image: str) -> str:
+    """The registry API root an image is pulled from (Docker Hub for `vllm/vllm-openai:tag`), to
+    check from a region that it can be reached at all."""
+    first = image.split("/", 1)[0]
+    if "/" in image and ("." in first or ":" in first or first == "localhost") and first not in ("docker.io", "index.docker.io"):
+        return f"https://{first}/v2/"
+    return "https://registry-1.docker.io/v2/"
+
+
 class Prefetch(pulumi.ComponentResource):
     """Outputs: ``steps`` ({host name: its prefetch step}), for the steps that follow to depend on."""
 

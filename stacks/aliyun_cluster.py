@@ -6,6 +6,7 @@ import pulumi
 
 import cloudinit
 from components.aliyun_gpu_cluster import AliyunGpuCluster, AliyunGpuClusterArgs
+from components.prefetch import registry_probe_url
 from components.ssh_key import SshKey, SshKeyArgs
 from stacks.outputs import StackOutputs
 from stacks.serving import serve_and_measure
@@ -21,6 +22,7 @@ def build(settings: Settings) -> StackOutputs:
     def gpu_user_data(nas_domain: str) -> str:
         return cloudinit.gpu_node(
             nvidia_driver_package=ali.nvidia_driver_package, nas=cloudinit.NasMount(nas_domain, ali.nas.mount_dir),
+            toolkit_repo=settings.serving.container_toolkit_repo,
         )
 
     def downloader_user_data(nas_domain: str) -> str:
@@ -40,6 +42,10 @@ def build(settings: Settings) -> StackOutputs:
         nas_storage_type=ali.nas.storage_type, nas_mount_dir=ali.nas.mount_dir, model_dir=model_dir,
         gpu_user_data=gpu_user_data, downloader_user_data=downloader_user_data,
         download_timeout_hours=ali.download_timeout_hours, tags={"stack": settings.stack},
+        # Docker Hub and GitHub Pages can be unreachable from mainland China regions.
+        preflight_urls=[registry_probe_url(settings.serving.image), f"{settings.serving.container_toolkit_repo}/gpgkey"],
+        preflight_hint="Point qwen:serving.image at a registry mirror of the same tag, or "
+                       "qwen:serving.containerToolkitRepo at a mirror of NVIDIA's apt repository.",
     ))
     # The weights are on the NAS already: the prefetch pulls only the image.
     serving = serve_and_measure(settings, cluster.gpu_hosts, model_root, model_dir, prefetch_model=False)

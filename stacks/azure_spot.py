@@ -19,7 +19,7 @@ def build(settings: Settings) -> StackOutputs:
     az = settings.azure
     model_dir = f"{MODEL_ROOT}/{settings.model.dir_name}"
     key = SshKey("ssh", SshKeyArgs(settings.access.ssh_public_key, settings.access.ssh_private_key))
-    custom_data = cloudinit.gpu_node()
+    custom_data = cloudinit.gpu_node(toolkit_repo=settings.serving.container_toolkit_repo)
     vm = AzureSpotGpuVm("gpu", AzureSpotGpuVmArgs(
         location=az.location, resource_group_name=az.resource_group_name,
         vnet_name=az.vnet_name, vnet_cidr=az.vnet_cidr, subnet_name=az.subnet_name, subnet_cidr=az.subnet_cidr,

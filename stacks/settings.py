@@ -82,6 +82,7 @@ class ServingSettings:
     image_extracted_gb: float
     image_largest_layer_gb: float
     extra_args: tuple[str, ...]
+    container_toolkit_repo: str
 
 
 @dataclass(frozen=True)
@@ -357,7 +358,7 @@ def _parse_serving(raw: Any, problems: list[str]) -> ServingSettings:
     r.unknown_keys({
         "image", "port", "tensorParallelSize", "pipelineParallelSize", "gpuMemoryUtilization",
         "privateInterface", "modelWaitTimeoutMinutes", "healthTimeoutMinutes", "imageExtractedGb",
-        "imageLargestLayerGb", "extraArgs",
+        "imageLargestLayerGb", "extraArgs", "containerToolkitRepo",
     })
     image = r.str("image", required=True, hint=f"`pulumi config set --path {NAMESPACE}:serving.image vllm/vllm-openai:v0.11.0`")
     if image and (":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest")):
@@ -376,6 +377,9 @@ def _parse_serving(raw: Any, problems: list[str]) -> ServingSettings:
             r.problem(f"extraArgs[{i}]", f"'{arg}' holds whitespace; give a flag and its value as two items or as --flag=value")
         elif _managed_flag(arg):
             r.problem(f"extraArgs[{i}]", f"'{arg}' is set by the program ({_managed_flag(arg)}); remove it from extraArgs")
+    toolkit_repo = r.str("containerToolkitRepo", "https://nvidia.github.io/libnvidia-container")
+    if toolkit_repo and not re.fullmatch(r"https://[A-Za-z0-9.-]+(:\d+)?(/[\w./-]*)?", toolkit_repo):
+        r.problem("containerToolkitRepo", f"'{toolkit_repo}' must be an https URL of NVIDIA's libnvidia-container apt repository or a mirror")
     port = r.int("port", 8000, minimum=1024, maximum=65535)
     if isinstance(port, int) and (port in RAY_PORTS or port in RAY_WORKER_PORTS):
         r.problem("port", f"{port} is one of Ray's ports on the same host network (6379, 8265, 10001, 52365, 10002-19999); use e.g. 8000")
@@ -391,6 +395,7 @@ def _parse_serving(raw: Any, problems: list[str]) -> ServingSettings:
         image_extracted_gb=r.float("imageExtractedGb", 24.0),
         image_largest_layer_gb=r.float("imageLargestLayerGb", 6.0),
         extra_args=tuple(a for a in extra if isinstance(a, str)),
+        container_toolkit_repo=toolkit_repo,
     )
 
 

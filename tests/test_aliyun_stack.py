@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from stacks.outputs import CONTRACT
-from tests.harness import TEST_CIDR, fixture, run_stack
+from tests.harness import ROOT, TEST_CIDR, fixture, run_stack, step_env
 
 NAS_DOMAIN = "0a1b2c3d4e-abc12.cn-hangzhou.nas.aliyuncs.com"
 
@@ -138,3 +138,28 @@ def test_no_zone_sells_both_types(monkeypatch):
     mocks = CloudMocks(zones_by_type={"ecs.gn8is-2x.8xlarge": ["cn-hangzhou-k"], "ecs.e-c1m2.large": ["cn-hangzhou-h"]})
     with pytest.raises(Exception, match="ecs.gn8is-2x.8xlarge"):
         run_stack("aliyun-l20", monkeypatch, mocks=mocks)
+
+
+def test_registry_and_toolkit_repo_are_checked_before_gpus_are_bought(run):
+    cmds = run.commands()
+    preflight = cmds["cluster-preflight"]
+    env = step_env(preflight.inputs["create"])
+    assert env["URLS"].splitlines() == ["https://registry-1.docker.io/v2/",
+                                       "https://nvidia.github.io/libnvidia-container/gpgkey"]
+    assert "qwen:serving.image" in env["HINT"]
+    assert env["QWEN_HOST"] == "qwen-l20-downloader"
+    for gpu in ("qwen-l20-gpu-0", "qwen-l20-gpu-1"):
+        assert run.depends_on(instances(run)[gpu], preflight)
+
+
+def test_a_mirror_is_one_setting_away(monkeypatch):
+    serving = yaml.safe_load((ROOT / "Pulumi.aliyun-l20.yaml").read_text())["config"]["qwen:serving"]
+    mirrored = run_stack("aliyun-l20", monkeypatch, serving={
+        **serving, "image": "registry.cn-hangzhou.aliyuncs.com/qwen-mirror/vllm-openai:v0.11.0",
+        "containerToolkitRepo": "https://mirrors.example.cn/libnvidia-container"})
+    cmds = mirrored.commands()
+    assert step_env(cmds["cluster-preflight"].inputs["create"])["URLS"].splitlines() == [
+        "https://registry.cn-hangzhou.aliyuncs.com/v2/", "https://mirrors.example.cn/libnvidia-container/gpgkey"]
+    assert "IMAGE=registry.cn-hangzhou.aliyuncs.com/qwen-mirror/vllm-openai:v0.11.0" in cmds["vllm-serve"].inputs["create"]
+    user_data = instances(mirrored)["qwen-l20-gpu-0"].inputs["userData"]
+    assert "NVIDIA_CONTAINER_TOOLKIT_REPO=https://mirrors.example.cn/libnvidia-container" in user_data

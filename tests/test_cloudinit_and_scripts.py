@@ -261,3 +261,26 @@ def test_prefetch_makes_room_for_a_new_image_only_when_the_disk_is_short(tmp_pat
     assert ("docker rm -f qwen-vllm qwen-ray" in log) is prunes
     if prunes:
         assert log.index("docker image prune") < log.index("docker pull")
+
+
+def test_reachability_step_names_what_does_not_answer(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    # a registry answering 401 is reachable; the blocked host gets no HTTP answer at all
+    (bin_dir / "curl").write_text('#!/usr/bin/env bash\ncase "$*" in *blocked*) echo 000; exit 28;; *) echo 401;; esac\n')
+    (bin_dir / "curl").chmod(0o755)
+    (bin_dir / "sleep").write_text("#!/usr/bin/env bash\n")
+    (bin_dir / "sleep").chmod(0o755)
+    script = ((STEP_SCRIPTS / "common.sh").read_text() + (STEP_SCRIPTS / "reachability.sh").read_text()
+              ).replace("/var/log/qwen", str(tmp_path))
+
+    def run(urls):
+        return subprocess.run(["bash", "-c", script], capture_output=True, text=True, env={
+            **os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "QWEN_STEP": "preflight", "QWEN_HOST": "dl",
+            "URLS": "\n".join(urls), "HINT": "Use a mirror."})
+
+    ok = run(["https://registry-1.docker.io/v2/"])
+    assert ok.returncode == 0 and "HTTP 401" in ok.stderr
+    bad = run(["https://registry-1.docker.io/v2/", "https://blocked.example/gpgkey"])
+    assert bad.returncode == 1
+    assert "not reachable from this region: https://blocked.example/gpgkey. Use a mirror." in bad.stderr

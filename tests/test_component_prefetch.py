@@ -2,7 +2,9 @@
 
 import pulumi_random
 
-from components.prefetch import Prefetch, PrefetchArgs
+import pytest
+
+from components.prefetch import Prefetch, PrefetchArgs, registry_probe_url
 from components.remote import GpuHost
 from tests.harness import run_pulumi, step_env
 
@@ -33,3 +35,14 @@ def test_one_step_per_host_after_boot_only():
             "QWEN_STEP": "prefetch", "QWEN_HOST": f"gpu-{i}", "IMAGE": "mirror.example/vllm:1", "IMAGE_DISK_GB": "30", "PREFETCH_MODEL": "1",
             "MODEL_ID": "Org/Model", "MODEL_REVISION": "abc123", "MODEL_ROOT": "/srv", "MODEL_DIR": "/srv/Model"}
         assert step.inputs["triggers"] == [f"i-{i}"]
+
+
+@pytest.mark.parametrize("image, url", [
+    ("vllm/vllm-openai:v0.11.0", "https://registry-1.docker.io/v2/"),
+    ("ubuntu:22.04", "https://registry-1.docker.io/v2/"),
+    ("docker.io/vllm/vllm-openai:v0.11.0", "https://registry-1.docker.io/v2/"),
+    ("registry.cn-hangzhou.aliyuncs.com/ns/vllm-openai:v0.11.0", "https://registry.cn-hangzhou.aliyuncs.com/v2/"),
+    ("localhost:5000/vllm:1", "https://localhost:5000/v2/"),
+])
+def test_registry_probe_url(image, url):
+    assert registry_probe_url(image) == url

@@ -5,10 +5,11 @@ set -euo pipefail
 # shellcheck source=/dev/null
 . /etc/qwen/node.env
 version="${NVIDIA_CONTAINER_TOOLKIT_VERSION:?}"
+repo="${NVIDIA_CONTAINER_TOOLKIT_REPO:?}"
 if [ "$(dpkg-query -W -f='${Version}' nvidia-container-toolkit 2>/dev/null || true)" != "$version" ]; then
   keyring=/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg
-  timeout 120 curl -fsSL --retry 5 https://nvidia.github.io/libnvidia-container/gpgkey | gpg --dearmor --yes -o "$keyring"
-  echo "deb [signed-by=$keyring] https://nvidia.github.io/libnvidia-container/stable/deb/\$(ARCH) /" \
+  timeout 120 curl -fsSL --retry 5 "$repo/gpgkey" | gpg --dearmor --yes -o "$keyring"
+  echo "deb [signed-by=$keyring] $repo/stable/deb/\$(ARCH) /" \
     >/etc/apt/sources.list.d/nvidia-container-toolkit.list
   timeout 600 apt-get -o DPkg::Lock::Timeout=600 update
   DEBIAN_FRONTEND=noninteractive timeout 900 apt-get -o DPkg::Lock::Timeout=600 install -y \
