@@ -100,6 +100,9 @@ def remote_step(
         create=create,
         triggers=[host.instance_id, *(triggers or [])],
         add_previous_output_in_env=False,
+        # With a secret on stdin, nothing the step prints is streamed to the engine's logs (a
+        # failure still shows the step's output in the error).
+        logging="none" if stdin is not None else None,
         **secret_opts,
         opts=pulumi.ResourceOptions(
             parent=parent,

@@ -163,3 +163,7 @@ def test_a_mirror_is_one_setting_away(monkeypatch):
     assert "IMAGE=registry.cn-hangzhou.aliyuncs.com/qwen-mirror/vllm-openai:v0.11.0" in cmds["vllm-serve"].inputs["create"]
     user_data = instances(mirrored)["qwen-l20-gpu-0"].inputs["userData"]
     assert "NVIDIA_CONTAINER_TOOLKIT_REPO=https://mirrors.example.cn/libnvidia-container" in user_data
+
+
+def test_nas_is_in_the_nodes_zone(run):
+    assert run.one("alicloud:nas/fileSystem:FileSystem").inputs["zoneId"] == run.one("alicloud:vpc/switch:Switch").inputs["zoneId"]

@@ -137,6 +137,7 @@ def test_bootstrap_order(run):
 def test_secrets_never_in_plain_text(run):
     serve = run.commands()["vllm-serve"]
     assert "stdin" in serve.secret_inputs
+    assert serve.inputs["logging"] == "none"
     assert {"stdout", "stderr"} <= set(serve.additional_secret_outputs)
     for cmd in run.commands().values():
         assert "kkkk" not in cmd.inputs["create"], cmd.name
