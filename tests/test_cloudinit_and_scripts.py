@@ -284,3 +284,13 @@ def test_reachability_step_names_what_does_not_answer(tmp_path):
     bad = run(["https://registry-1.docker.io/v2/", "https://blocked.example/gpgkey"])
     assert bad.returncode == 1
     assert "not reachable from this region: https://blocked.example/gpgkey. Use a mirror." in bad.stderr
+
+
+@pytest.mark.parametrize("name, limit", [("azure-gpu-node", 65535), ("aliyun-gpu-node", 32768),
+                                         ("aliyun-downloader", 32768)])
+def test_documents_fit_the_clouds_user_data_limits(name, limit):
+    # Azure customData: 64 KiB base64-encoded; Aliyun UserData: 32 KiB (counted here after base64,
+    # the stricter reading).
+    import base64
+
+    assert len(base64.b64encode(DOCUMENTS[name]().encode())) <= limit
