@@ -91,9 +91,6 @@ def remote_step(
     """
     env = dict(env or {})
     create = pulumi.Output.all(**env).apply(lambda values: render_command(step, host.name, script, values))
-    secret_opts = {}
-    if stdin is not None:
-        secret_opts = {"stdin": pulumi.Output.secret(stdin)}
     return remote.Command(
         resource_name,
         connection=host.connection(),
@@ -103,7 +100,7 @@ def remote_step(
         # With a secret on stdin, nothing the step prints is streamed to the engine's logs (a
         # failure still shows the step's output in the error).
         logging="none" if stdin is not None else None,
-        **secret_opts,
+        stdin=pulumi.Output.secret(stdin) if stdin is not None else None,
         opts=pulumi.ResourceOptions(
             parent=parent,
             depends_on=list(depends_on or []),
