@@ -294,3 +294,21 @@ def test_documents_fit_the_clouds_user_data_limits(name, limit):
     import base64
 
     assert len(base64.b64encode(DOCUMENTS[name]().encode())) <= limit
+
+
+@pytest.mark.parametrize("label, running, current", [("abc", "true", True), ("abc", "false", False),
+                                                     ("old", "true", False), ("", "", False)])
+def test_container_is_current_keeps_only_a_running_container_with_the_same_config(tmp_path, label, running, current):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(
+        "#!/usr/bin/env bash\n"
+        f'[ -n "{label}" ] || exit 1\n'
+        f'case "$*" in *Labels*) echo "{label}";; *Running*) echo "{running}";; esac\n')
+    (bin_dir / "docker").chmod(0o755)
+    script = ((STEP_SCRIPTS / "common.sh").read_text().replace("/var/log/qwen", str(tmp_path))
+              + '\nif container_is_current qwen-ray "$(echo abc)"; then echo current >&3; else echo replace >&3; fi\n')
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env={
+        **os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "QWEN_STEP": "s", "QWEN_HOST": "h"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ("current" if current else "replace")

@@ -39,6 +39,18 @@ fail() {
   exit 1
 }
 
+# config_digest VALUE...: a short digest of a container's configuration, kept in its qwen.config label.
+config_digest() {
+  printf '%s\n' "$@" | sha256sum | cut -c1-16
+}
+
+# container_is_current NAME DIGEST: the container runs, with this configuration. Steps keep such a
+# container and replace any other, which makes them idempotent.
+container_is_current() {
+  [ "$(docker inspect -f '{{ index .Config.Labels "qwen.config" }}' "$1" 2>/dev/null || true)" = "$2" ] &&
+    [ "$(docker inspect -f '{{ .State.Running }}' "$1" 2>/dev/null || true)" = true ]
+}
+
 # wait_until SECONDS DESCRIPTION COMMAND...: poll COMMAND every 10 s until it succeeds or time runs out.
 wait_until() {
   local limit=$1 what=$2 start=$SECONDS next_report=0

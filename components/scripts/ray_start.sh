@@ -12,10 +12,8 @@ case "$RAY_ROLE" in
   worker) ray_cmd="ray start --block --address=$HEAD_IP:$RAY_PORT --node-ip-address=$NODE_IP --num-gpus=$GPUS --disable-usage-stats" ;;
   *) fail "RAY_ROLE must be head or worker, got '$RAY_ROLE'" ;;
 esac
-want=$(printf '%s\n' "$IMAGE" "$ray_cmd" "$PRIVATE_INTERFACE" "$MODEL_ROOT" | sha256sum | cut -c1-16)
-have=$(docker inspect -f '{{ index .Config.Labels "qwen.config" }}' "$name" 2>/dev/null || true)
-running=$(docker inspect -f '{{ .State.Running }}' "$name" 2>/dev/null || true)
-if [ "$have" = "$want" ] && [ "$running" = true ]; then
+want=$(config_digest "$IMAGE" "$ray_cmd" "$PRIVATE_INTERFACE" "$MODEL_ROOT")
+if container_is_current "$name" "$want"; then
   progress "Ray $RAY_ROLE already running with these settings"
 else
   docker rm -f "$name" 2>/dev/null || true

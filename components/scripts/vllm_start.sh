@@ -37,10 +37,8 @@ if [ -n "$EXTRA_ARGS" ]; then
   args+=("${extra[@]}")
 fi
 
-want=$(printf '%s\n' "$IMAGE" "$key_digest" "$NODE_IP" "$PRIVATE_INTERFACE" "${args[@]}" | sha256sum | cut -c1-16)
-have=$(docker inspect -f '{{ index .Config.Labels "qwen.config" }}' "$name" 2>/dev/null || true)
-running=$(docker inspect -f '{{ .State.Running }}' "$name" 2>/dev/null || true)
-if [ "$have" = "$want" ] && [ "$running" = true ]; then
+want=$(config_digest "$IMAGE" "$key_digest" "$NODE_IP" "$PRIVATE_INTERFACE" "${args[@]}")
+if container_is_current "$name" "$want"; then
   progress "vLLM already running with these settings"
 else
   docker rm -f "$name" 2>/dev/null || true
