@@ -35,9 +35,10 @@ PREFETCH_UNIT = """[Unit]
 Description=qwen: pull the serving image and prefetch the model weights
 Wants=network-online.target
 After=network-online.target docker.service
-# Retried on failure, but a persistent failure ends in the failed state the steps report.
+# Retried on failure, but a persistent failure ends in the failed state the steps report
+# (and reset: see restart_prefetch in components/scripts/common.sh).
 StartLimitIntervalSec=2h
-StartLimitBurst=6
+StartLimitBurst=10
 
 [Service]
 Type=oneshot
@@ -45,7 +46,7 @@ Type=oneshot
 RemainAfterExit=yes
 ExecStart=/opt/qwen/bin/prefetch.sh
 Restart=on-failure
-RestartSec=30
+RestartSec=60
 """
 
 # Starts the prefetch once its settings exist: at first boot, whichever of cloud-init and the

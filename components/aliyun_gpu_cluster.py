@@ -37,7 +37,8 @@ class AliyunGpuClusterArgs:
     nothing else is open, except all traffic between members of the group (Ray, NCCL, Gloo).
     ssh_public_key / ssh_private_key (secret): root login, key only.
     nas_storage_type: General-purpose NAS storage type (Performance, Capacity, Premium).
-    nas_mount_dir: where every node mounts the NAS; model_dir: absolute path of the weights, inside it.
+    nas_mount_dir: where every node mounts the NAS; model_dir: absolute path of the weights, inside it;
+    model_revision: the revision whose completion marker the download step waits for.
     gpu_user_data / downloader_user_data: build the #cloud-config of a GPU node / the downloader
     from the NAS mount-target domain. download_timeout_hours: how long the download step waits.
     preflight_urls: URLs the GPU nodes will need (image registry, apt repositories), checked from
@@ -63,6 +64,7 @@ class AliyunGpuClusterArgs:
     nas_storage_type: str
     nas_mount_dir: str
     model_dir: str
+    model_revision: str
     gpu_user_data: Callable[[str], str]
     downloader_user_data: Callable[[str], str]
     download_timeout_hours: int
@@ -242,7 +244,8 @@ class AliyunGpuCluster(pulumi.ComponentResource):
         )
         self.download = remote_step(
             f"{name}-model-download", step="model-download", host=self.downloader_host, script="wait_model_download.sh",
-            env={"MODEL_DIR": args.model_dir, "DOWNLOAD_TIMEOUT": str(args.download_timeout_hours * 3600)},
+            env={"MODEL_DIR": args.model_dir, "MODEL_REVISION": args.model_revision,
+                 "DOWNLOAD_TIMEOUT": str(args.download_timeout_hours * 3600)},
             parent=self, depends_on=[self.downloader_instance],
         )
         self.download_summary = self.download.stdout.apply(parse_download_summary)

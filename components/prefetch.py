@@ -34,13 +34,18 @@ class PrefetchArgs:
     model_dir: str
 
 
-def registry_probe_url(image: str) -> str:
-    """The registry API root an image is pulled from (Docker Hub for `vllm/vllm-openai:tag`), to
-    check from a region that it can be reached at all."""
+# A Docker Hub pull needs its registry, its token service and its blob CDN: any can be blocked.
+DOCKER_HUB_PROBES = ("https://registry-1.docker.io/v2/", "https://auth.docker.io/token",
+                     "https://production.cloudflare.docker.com/")
+
+
+def registry_probe_urls(image: str) -> list[str]:
+    """URLs a pull of `image` needs (Docker Hub's for `vllm/vllm-openai:tag`), to check from a
+    region that they can be reached at all."""
     first = image.split("/", 1)[0]
     if "/" in image and ("." in first or ":" in first or first == "localhost") and first not in ("docker.io", "index.docker.io"):
-        return f"https://{first}/v2/"
-    return "https://registry-1.docker.io/v2/"
+        return [f"https://{first}/v2/"]
+    return list(DOCKER_HUB_PROBES)
 
 
 class Prefetch(pulumi.ComponentResource):

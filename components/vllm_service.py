@@ -17,7 +17,8 @@ from components.remote import GpuHost, remote_step
 class VllmServiceArgs:
     """head: the Ray head host. cluster_ready: resource after which all GPUs are in Ray.
     image: the serving image. model_root / model_dir: host directory mounted into the containers
-    and the model directory inside it. served_name: the model name clients send.
+    and the model directory inside it. model_revision: the weights' revision; serving waits for its
+    completion marker and restarts when it changes. served_name: the model name clients send.
     port: API port. tensor_parallel_size / pipeline_parallel_size: GPUs per node / nodes.
     max_model_len, gpu_memory_utilization: vLLM flags. private_interface: NIC for NCCL/Gloo.
     api_key: secret Output; reaches the host on stdin only. extra_args: more `vllm serve` flags.
@@ -28,6 +29,7 @@ class VllmServiceArgs:
     image: str
     model_root: str
     model_dir: str
+    model_revision: str
     served_name: str
     port: int
     tensor_parallel_size: int
@@ -54,6 +56,7 @@ class VllmService(pulumi.ComponentResource):
                 "IMAGE": args.image,
                 "MODEL_ROOT": args.model_root,
                 "MODEL_DIR": args.model_dir,
+                "MODEL_REVISION": args.model_revision,
                 "SERVED_NAME": args.served_name,
                 "PORT": str(args.port),
                 "TP": str(args.tensor_parallel_size),

@@ -6,7 +6,7 @@ import pulumi
 
 import cloudinit
 from components.aliyun_gpu_cluster import AliyunGpuCluster, AliyunGpuClusterArgs
-from components.prefetch import registry_probe_url
+from components.prefetch import registry_probe_urls
 from components.ssh_key import SshKey, SshKeyArgs
 from stacks.outputs import StackOutputs
 from stacks.serving import serve_and_measure
@@ -40,10 +40,11 @@ def build(settings: Settings) -> StackOutputs:
         image_id=ali.image_id, allowed_cidrs=list(settings.access.allowed_cidrs),
         inbound_ports=[22, settings.serving.port], ssh_public_key=key.public_key, ssh_private_key=key.private_key,
         nas_storage_type=ali.nas.storage_type, nas_mount_dir=ali.nas.mount_dir, model_dir=model_dir,
+        model_revision=settings.model.revision,
         gpu_user_data=gpu_user_data, downloader_user_data=downloader_user_data,
         download_timeout_hours=ali.download_timeout_hours, tags={"stack": settings.stack},
         # Docker Hub and GitHub Pages can be unreachable from mainland China regions.
-        preflight_urls=[registry_probe_url(settings.serving.image), f"{settings.serving.container_toolkit_repo}/gpgkey"],
+        preflight_urls=[*registry_probe_urls(settings.serving.image), f"{settings.serving.container_toolkit_repo}/gpgkey"],
         preflight_hint="Point qwen:serving.image at a registry mirror of the same tag, or "
                        "qwen:serving.containerToolkitRepo at a mirror of NVIDIA's apt repository.",
     ))

@@ -48,6 +48,7 @@ def serve_and_measure(settings: Settings, hosts: Sequence[GpuHost], model_root: 
     ))
     service = VllmService("vllm", VllmServiceArgs(
         head=ray.head, cluster_ready=ray.ready, image=serving.image, model_root=model_root, model_dir=model_dir,
+        model_revision=settings.model.revision,
         served_name=settings.model.served_name, port=serving.port,
         tensor_parallel_size=serving.tensor_parallel_size, pipeline_parallel_size=serving.pipeline_parallel_size,
         max_model_len=settings.model.max_model_len, gpu_memory_utilization=serving.gpu_memory_utilization,

@@ -93,6 +93,7 @@ def make_args(**overrides) -> AliyunGpuClusterArgs:
         allowed_cidrs=["203.0.113.0/24", "198.51.100.7/32"], inbound_ports=[22, 8000],
         ssh_public_key="ssh-ed25519 AAAA test", ssh_private_key=pulumi.Output.secret("PRIVATE"),
         nas_storage_type="Performance", nas_mount_dir="/mnt", model_dir="/mnt/models/Qwen2.5-72B-Instruct",
+        model_revision="master",
         gpu_user_data=lambda domain: f"#cloud-config\n# gpu node, nas {domain}\n",
         downloader_user_data=lambda domain: f"#cloud-config\n# downloader, nas {domain}\n",
         download_timeout_hours=8, tags={"stack": "test"},

@@ -88,6 +88,7 @@ def test_cost_order_download_then_gpus_then_serving(run):
     cmds = run.commands()
     nodes = instances(run)
     download = cmds["cluster-model-download"]
+    assert "MODEL_REVISION=master" in download.inputs["create"]
     assert run.depends_on(download, nodes["qwen-l20-downloader"])
     for gpu in ("qwen-l20-gpu-0", "qwen-l20-gpu-1"):
         assert run.depends_on(nodes[gpu], download), f"{gpu} must wait for the verified download"
@@ -144,7 +145,8 @@ def test_registry_and_toolkit_repo_are_checked_before_gpus_are_bought(run):
     cmds = run.commands()
     preflight = cmds["cluster-preflight"]
     env = step_env(preflight.inputs["create"])
-    assert env["URLS"].splitlines() == ["https://registry-1.docker.io/v2/",
+    assert env["URLS"].splitlines() == ["https://registry-1.docker.io/v2/", "https://auth.docker.io/token",
+                                       "https://production.cloudflare.docker.com/",
                                        "https://nvidia.github.io/libnvidia-container/gpgkey"]
     assert "qwen:serving.image" in env["HINT"]
     assert env["QWEN_HOST"] == "qwen-l20-downloader"

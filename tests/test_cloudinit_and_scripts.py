@@ -142,13 +142,15 @@ def test_modelscope_verification(tmp_path):
         "model": "Qwen/X", "revision": "master", "files": 2, "bytes": 15}
 
 
-def run_prefetch_configure(tmp_path: Path, image: str, path_unit_enabled: bool) -> subprocess.CompletedProcess:
+def run_prefetch_configure(tmp_path: Path, image: str, path_unit_enabled: bool,
+                           service_failed: bool = False) -> subprocess.CompletedProcess:
     """prefetch_configure.sh with /etc/qwen and /var/log/qwen moved under tmp_path and a fake systemctl."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     systemctl = bin_dir / "systemctl"
     systemctl.write_text(f"#!/usr/bin/env bash\necho \"$*\" >>{tmp_path}/systemctl.calls\n"
-                         f"[ \"$1\" != is-enabled ] || {'true' if path_unit_enabled else 'false'}\n")
+                         f"case \"$1\" in is-enabled) {'exit 0' if path_unit_enabled else 'exit 1'};; "
+                         f"is-failed) {'exit 0' if service_failed else 'exit 1'};; esac\n")
     systemctl.chmod(0o755)
     script = ((STEP_SCRIPTS / "common.sh").read_text() + (STEP_SCRIPTS / "prefetch_configure.sh").read_text())
     script = script.replace("/var/log/qwen", str(tmp_path / "log")).replace("/etc/qwen", str(tmp_path / "etc"))
@@ -176,8 +178,21 @@ def test_prefetch_configure_writes_settings_and_restarts_only_on_change(tmp_path
 
     bumped = run_prefetch_configure(tmp_path, "vllm/vllm-openai:v0.11.1", path_unit_enabled=True)
     assert bumped.returncode == 0, bumped.stderr
-    assert "restart --no-block qwen-prefetch.service" in calls.read_text()
+    log = calls.read_text()
+    assert "restart --no-block qwen-prefetch.service" in log
+    # a failed service and its start limit are cleared first, so the restart is not refused
+    assert log.index("reset-failed qwen-prefetch.service qwen-prefetch.path") < log.index("restart --no-block")
     assert "IMAGE=vllm/vllm-openai:v0.11.1\n" in (tmp_path / "etc" / "prefetch.env").read_text()
+
+
+def test_prefetch_configure_restarts_a_failed_prefetch_even_with_unchanged_settings(tmp_path):
+    calls = tmp_path / "systemctl.calls"
+    assert run_prefetch_configure(tmp_path, "vllm/vllm-openai:v0.11.0", path_unit_enabled=True).returncode == 0
+    calls.write_text("")
+    again = run_prefetch_configure(tmp_path, "vllm/vllm-openai:v0.11.0", path_unit_enabled=True, service_failed=True)
+    assert again.returncode == 0, again.stderr
+    assert "unchanged" not in again.stderr
+    assert "restart --no-block qwen-prefetch.service" in calls.read_text()
 
 
 FAKE_DOCKER_BENCH = """#!/usr/bin/env bash
@@ -312,3 +327,29 @@ def test_container_is_current_keeps_only_a_running_container_with_the_same_confi
         **os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "QWEN_STEP": "s", "QWEN_HOST": "h"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ("current" if current else "replace")
+
+
+@pytest.mark.parametrize("marker_revision, downloads", [("main", False), ("v1.0", True), (None, True)])
+def test_prefetch_downloads_unless_the_marker_is_of_the_requested_revision(tmp_path, marker_revision, downloads):
+    require("jq")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    (bin_dir / "docker").write_text(f"#!/usr/bin/env bash\necho \"docker $*\" >>{calls}\n")  # image present
+    (bin_dir / "docker").chmod(0o755)
+    model_dir = tmp_path / "models" / "Q"
+    model_dir.mkdir(parents=True)
+    marker = model_dir / ".qwen-download-complete"
+    if marker_revision:
+        marker.write_text(json.dumps({"model": "Qwen/Q", "revision": marker_revision}))
+    (tmp_path / "prefetch.env").write_text(
+        f"IMAGE=vllm/vllm-openai:v0.11.0\nIMAGE_DISK_GB=30\nPREFETCH_MODEL=1\nMODEL_ID=Qwen/Q\nMODEL_REVISION=main\n"
+        f"MODEL_ROOT={tmp_path / 'models'}\nMODEL_DIR={model_dir}\n")
+    script = (cloudinit.SCRIPTS_DIR / "prefetch.sh").read_text().replace("/etc/qwen", str(tmp_path))
+    result = subprocess.run(["bash", "-c", script], env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    ran_download = "hf_download.py Qwen/Q main" in calls.read_text()
+    assert ran_download is downloads
+    if downloads:
+        assert not marker.exists()  # a stale marker never stands for the requested revision

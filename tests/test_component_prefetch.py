@@ -4,7 +4,7 @@ import pulumi_random
 
 import pytest
 
-from components.prefetch import Prefetch, PrefetchArgs, registry_probe_url
+from components.prefetch import DOCKER_HUB_PROBES, Prefetch, PrefetchArgs, registry_probe_urls
 from components.remote import GpuHost
 from tests.harness import run_pulumi, step_env
 
@@ -37,12 +37,12 @@ def test_one_step_per_host_after_boot_only():
         assert step.inputs["triggers"] == [f"i-{i}"]
 
 
-@pytest.mark.parametrize("image, url", [
-    ("vllm/vllm-openai:v0.11.0", "https://registry-1.docker.io/v2/"),
-    ("ubuntu:22.04", "https://registry-1.docker.io/v2/"),
-    ("docker.io/vllm/vllm-openai:v0.11.0", "https://registry-1.docker.io/v2/"),
-    ("registry.cn-hangzhou.aliyuncs.com/ns/vllm-openai:v0.11.0", "https://registry.cn-hangzhou.aliyuncs.com/v2/"),
-    ("localhost:5000/vllm:1", "https://localhost:5000/v2/"),
+@pytest.mark.parametrize("image, urls", [
+    ("vllm/vllm-openai:v0.11.0", list(DOCKER_HUB_PROBES)),
+    ("ubuntu:22.04", list(DOCKER_HUB_PROBES)),
+    ("docker.io/vllm/vllm-openai:v0.11.0", list(DOCKER_HUB_PROBES)),
+    ("registry.cn-hangzhou.aliyuncs.com/ns/vllm-openai:v0.11.0", ["https://registry.cn-hangzhou.aliyuncs.com/v2/"]),
+    ("localhost:5000/vllm:1", ["https://localhost:5000/v2/"]),
 ])
-def test_registry_probe_url(image, url):
-    assert registry_probe_url(image) == url
+def test_registry_probe_urls(image, urls):
+    assert registry_probe_urls(image) == urls

@@ -30,7 +30,7 @@ def run():
                        private_key="k", gpu_count=4, instance_id="i-head", ready=[])
         svc = VllmService("llm", VllmServiceArgs(
             head=head, cluster_ready=cluster_ready, image="registry.example/vllm:1", model_root="/srv/models",
-            model_dir="/srv/models/some-model", served_name=SERVED, port=8443, tensor_parallel_size=4,
+            model_dir="/srv/models/some-model", model_revision="v2", served_name=SERVED, port=8443, tensor_parallel_size=4,
             pipeline_parallel_size=3, max_model_len=16384, gpu_memory_utilization=0.85, private_interface="ens6",
             api_key=pulumi.Output.secret(API_KEY), extra_args=EXTRA, model_wait_timeout_minutes=5,
             health_timeout_minutes=2,
@@ -115,7 +115,7 @@ def test_no_extra_args_is_an_empty_value():
                        gpu_count=1, instance_id="i-h")
         svc = VllmService("v", VllmServiceArgs(
             head=head, cluster_ready=pulumi_random.RandomId("r", byte_length=4), image="i", model_root="/m",
-            model_dir="/m/d", served_name="n", port=8000, tensor_parallel_size=1, pipeline_parallel_size=1,
+            model_dir="/m/d", model_revision="main", served_name="n", port=8000, tensor_parallel_size=1, pipeline_parallel_size=1,
             max_model_len=1024, gpu_memory_utilization=0.9, private_interface="eth0", api_key="plain-key"))
         return {"endpoint": svc.endpoint}
 

@@ -154,6 +154,11 @@ def test_every_step_targets_the_vm_over_ssh_with_retries(run):
         assert cmd.inputs["addPreviousOutputInEnv"] is False
 
 
+def test_serving_waits_for_the_weights_of_the_configured_revision(run):
+    serve = run.commands()["vllm-serve"].inputs["create"]
+    assert "MODEL_REVISION=main" in serve and "MODEL_DIR=/var/lib/qwen/models/Qwen2.5-14B-Instruct" in serve
+
+
 def test_benchmark_scenarios(run):
     seed = run.commands()["bench-seed-10k-in-800-out-c1"].inputs["create"]
     for flag in ("INPUT_LEN=10000", "OUTPUT_LEN=800", "NUM_PROMPTS=1", "CONCURRENCY=1", "WARMUPS=1", "RUN_ID=1"):

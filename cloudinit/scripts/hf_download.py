@@ -25,7 +25,8 @@ def main() -> None:
             total += os.path.getsize(path)
     if missing:
         sys.exit(f"incomplete download, missing or short: {', '.join(missing)}")
-    summary = {"model": model_id, "revision": info.sha, "files": len(info.siblings), "bytes": total}
+    # "revision" is the one asked for: the serve step waits for a marker of the revision it serves.
+    summary = {"model": model_id, "revision": revision, "commit": info.sha, "files": len(info.siblings), "bytes": total}
     with open(os.path.join(local_dir, ".qwen-download-complete"), "w") as marker:
         json.dump(summary, marker)
     print(json.dumps(summary))

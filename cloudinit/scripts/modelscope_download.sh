@@ -6,9 +6,11 @@ set -euo pipefail
 # shellcheck source=/dev/null
 . /etc/qwen/node.env
 marker="${MODEL_DIR:?}/.qwen-download-complete"
-if [ -f "$marker" ]; then
+if jq -e --arg revision "${MODEL_REVISION:?}" '.revision == $revision' "$marker" >/dev/null 2>&1; then
   exit 0
 fi
+# Another revision (or none) is there: nobody may serve it as this one until it is verified.
+rm -f "$marker"
 mountpoint -q "${NAS_MOUNT_DIR:?}" || { echo "the NAS is not mounted at $NAS_MOUNT_DIR" >&2; exit 1; }
 venv=/opt/qwen/modelscope
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import modelscope" 2>/dev/null; then

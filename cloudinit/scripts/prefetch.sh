@@ -22,9 +22,11 @@ if [ "${PREFETCH_MODEL:-0}" != 1 ]; then
   exit 0
 fi
 marker="${MODEL_DIR:?}/.qwen-download-complete"
-if [ -f "$marker" ]; then
+if jq -e --arg revision "${MODEL_REVISION:?}" '.revision == $revision' "$marker" >/dev/null 2>&1; then
   exit 0
 fi
+# Another revision (or none) is there: download, resuming what matches, before marking it complete.
+rm -f "$marker"
 install -d "$MODEL_DIR"
 timeout 7200 docker run --rm --network host \
   -v "$MODEL_ROOT:$MODEL_ROOT" -v /opt/qwen/bin/hf_download.py:/hf_download.py:ro \

@@ -51,6 +51,14 @@ container_is_current() {
     [ "$(docker inspect -f '{{ .State.Running }}' "$1" 2>/dev/null || true)" = true ]
 }
 
+# restart_prefetch: (re)start the node's prefetch service, clearing a failed state and its start
+# limit first, so a fixed cause (a reachable mirror, free disk) takes effect on the next `pulumi up`.
+restart_prefetch() {
+  systemctl reset-failed qwen-prefetch.service qwen-prefetch.path 2>/dev/null || true
+  systemctl start qwen-prefetch.path
+  systemctl restart --no-block qwen-prefetch.service
+}
+
 # wait_until SECONDS DESCRIPTION COMMAND...: poll COMMAND every 10 s until it succeeds or time runs out.
 wait_until() {
   local limit=$1 what=$2 start=$SECONDS next_report=0

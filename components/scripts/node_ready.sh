@@ -24,11 +24,17 @@ wait_until "$GPU_TIMEOUT" "nvidia-smi to show $EXPECTED_GPUS GPUs" gpus_visible
 
 runtimes=$(docker info --format '{{json .Runtimes}}')
 [[ "$runtimes" == *nvidia* ]] || fail "docker has no nvidia runtime; the NVIDIA container toolkit is not configured"
-# The prefetch service pulls the image (one puller, resumed after reboots); wait for it.
-prefetch_failed() { systemctl is-failed --quiet qwen-prefetch.service; }
+# The prefetch service pulls the image (one puller, resumed after reboots); wait for it. A service
+# that failed earlier (say, a registry outage) gets one more chance; failing again ends the step.
+prefetch_retried=0
 image_present() {
-  if prefetch_failed; then
-    fail "the prefetch service failed; see journalctl -u qwen-prefetch (is qwen:serving.image reachable from here?)"
+  if systemctl is-failed --quiet qwen-prefetch.service; then
+    if [ "$prefetch_retried" = 1 ]; then
+      fail "the prefetch service failed; see journalctl -u qwen-prefetch (is qwen:serving.image reachable from here?)"
+    fi
+    progress "the prefetch service had failed: starting it again"
+    prefetch_retried=1
+    restart_prefetch
   fi
   docker image inspect "$IMAGE" >/dev/null 2>&1
 }

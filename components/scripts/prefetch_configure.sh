@@ -13,7 +13,7 @@ wanted=$(mktemp /etc/qwen/.prefetch.env.XXXXXX)  # same filesystem: the mv below
 for key in IMAGE IMAGE_DISK_GB PREFETCH_MODEL MODEL_ID MODEL_REVISION MODEL_ROOT MODEL_DIR; do
   printf '%s=%q\n' "$key" "${!key}"
 done >"$wanted"
-if cmp -s "$wanted" /etc/qwen/prefetch.env; then
+if cmp -s "$wanted" /etc/qwen/prefetch.env && ! systemctl is-failed --quiet qwen-prefetch.service; then
   rm -f "$wanted"
   progress "prefetch settings unchanged"
   exit 0
@@ -22,6 +22,6 @@ chmod 644 "$wanted"
 mv "$wanted" /etc/qwen/prefetch.env
 # Before cloud-init has enabled qwen-prefetch.path, the path unit starts the service later by itself.
 if systemctl is-enabled --quiet qwen-prefetch.path 2>/dev/null; then
-  systemctl restart --no-block qwen-prefetch.service
+  restart_prefetch
 fi
 progress "prefetch of $IMAGE started$([ "$PREFETCH_MODEL" = 1 ] && echo " with $MODEL_ID")"

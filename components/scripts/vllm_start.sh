@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Step (on the Ray head): run `vllm serve` in its own container, restarted by docker after a reboot
 # or an eviction. The API key arrives on stdin and is written only to root-only files.
-# Env: IMAGE, MODEL_DIR, MODEL_ROOT, SERVED_NAME, PORT, TP, PP, MAX_MODEL_LEN, GPU_MEMORY_UTILIZATION,
+# Env: IMAGE, MODEL_DIR, MODEL_REVISION, MODEL_ROOT, SERVED_NAME, PORT, TP, PP, MAX_MODEL_LEN, GPU_MEMORY_UTILIZATION,
 #      NODE_IP, RAY_PORT, PRIVATE_INTERFACE, EXTRA_ARGS (one argument per line), MODEL_WAIT_TIMEOUT (seconds).
 name=qwen-vllm
 qwen_diagnostics() {
@@ -23,7 +23,10 @@ install -d -m 700 /etc/qwen/secrets
 key_digest=$(sha256sum /etc/qwen/secrets/vllm.env | cut -c1-16)
 unset api_key
 
-wait_until "$MODEL_WAIT_TIMEOUT" "the model weights in $MODEL_DIR" test -f "$MODEL_DIR/.qwen-download-complete"
+weights_ready() {
+  jq -e --arg revision "$MODEL_REVISION" '.revision == $revision' "$MODEL_DIR/.qwen-download-complete" >/dev/null 2>&1
+}
+wait_until "$MODEL_WAIT_TIMEOUT" "the model weights (revision $MODEL_REVISION) in $MODEL_DIR" weights_ready
 
 args=(serve "$MODEL_DIR"
   --served-model-name "$SERVED_NAME"
@@ -37,7 +40,7 @@ if [ -n "$EXTRA_ARGS" ]; then
   args+=("${extra[@]}")
 fi
 
-want=$(config_digest "$IMAGE" "$key_digest" "$NODE_IP" "$PRIVATE_INTERFACE" "${args[@]}")
+want=$(config_digest "$IMAGE" "$key_digest" "$NODE_IP" "$PRIVATE_INTERFACE" "$MODEL_REVISION" "${args[@]}")
 if container_is_current "$name" "$want"; then
   progress "vLLM already running with these settings"
 else

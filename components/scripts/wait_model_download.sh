@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Step (on the downloader): wait until the model download service has fetched and verified every
 # file into the shared store. Prints the completion marker (a JSON summary).
-# Env: MODEL_DIR, DOWNLOAD_TIMEOUT (seconds).
+# Env: MODEL_DIR, MODEL_REVISION, DOWNLOAD_TIMEOUT (seconds).
 unit=qwen-model-download.service
 qwen_diagnostics() {
   echo "qwen: last lines of journalctl -u $unit:"
@@ -14,7 +14,7 @@ downloaded() {
   if systemctl is-failed --quiet "$unit"; then
     fail "$unit failed"
   fi
-  test -f "$MODEL_DIR/.qwen-download-complete"
+  jq -e --arg revision "$MODEL_REVISION" '.revision == $revision' "$MODEL_DIR/.qwen-download-complete" >/dev/null 2>&1
 }
 report_size() {
   progress "downloaded so far: $(du -sh "$MODEL_DIR" 2>/dev/null | cut -f1) ($(systemctl show -p NRestarts --value "$unit") restart(s) of $unit)"
