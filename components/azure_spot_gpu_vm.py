@@ -189,7 +189,9 @@ class AzureSpotGpuVm(pulumi.ComponentResource):
             publisher="Microsoft.HpcCompute", type="NvidiaGpuDriverLinux",
             type_handler_version=args.driver_type_handler_version, auto_upgrade_minor_version=True,
             settings=dict(args.driver_settings),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[cloud_init]),
+            # Deleting the VM deletes its extensions; deleting the extension alone needs a running VM,
+            # so `pulumi destroy` of an evicted (deallocated) VM would fail on it.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[cloud_init], deleted_with=self.vm),
         )
         self.host = GpuHost(
             name=args.vm_name, public_ip=self.public_ip, private_ip=self.private_ip, user=args.admin_username,

@@ -42,6 +42,7 @@ class Registration:
     replace_on_changes: list[str]
     additional_secret_outputs: list[str]
     secret_inputs: set[str]
+    deleted_with: str
     state: dict = field(default_factory=dict)
 
 
@@ -60,6 +61,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             delete_before_replace=request.deleteBeforeReplace, ignore_changes=list(request.ignoreChanges),
             replace_on_changes=list(request.replaceOnChanges),
             additional_secret_outputs=list(request.additionalSecretOutputs), secret_inputs=secret_inputs,
+            deleted_with=request.deletedWith,
         )
         return response
 

@@ -101,6 +101,8 @@ def test_driver_extension_settings_are_real_ones(run):
     assert set(ext.inputs["settings"]) <= {"updateOS", "driverVersion", "installCUDA"}
     assert ext.inputs["settings"]["driverVersion"] == "12.8"
     assert ext.inputs["vmName"] == "vm-qwen-nc48" and ext.inputs["resourceGroupName"] == "rg-qwen-uksouth"
+    # destroy of an evicted VM must not try to delete the extension on its own
+    assert ext.deleted_with == run.one("azure-native:compute:VirtualMachine").urn
 
 
 def test_everything_is_in_the_seed_resource_group(run):
