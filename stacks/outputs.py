@@ -25,10 +25,6 @@ CONTRACT: dict[str, tuple[str, str, str]] = {
                   '{"seed-10k-in-800-out-c1": {"output_throughput": 64.46, "median_ttft_ms": 812.4, ...}, ...}'),
 }
 
-# Exported only when the deployment generated the SSH key (never part of the cross-team contract).
-OPERATOR_OUTPUTS = {"sshPrivateKey": ("string, secret", "the generated SSH private key (OpenSSH)", "(secret)")}
-
-
 @dataclass
 class StackOutputs:
     endpoint: pulumi.Input[str]

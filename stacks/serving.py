@@ -30,21 +30,20 @@ class Serving:
 
 
 def serve_and_measure(settings: Settings, hosts: Sequence[GpuHost], model_root: str, model_dir: str,
-                      prefetch_model: bool, gpu_timeout_minutes: int = 60) -> Serving:
+                      prefetch_model: bool) -> Serving:
     """hosts: GPU hosts, head first. model_root: host directory with the weights; model_dir: the
     model in it. prefetch_model: download the weights to each host (False: a shared store has them)."""
     serving = settings.serving
     api_key = random.RandomPassword("vllm-api-key", length=40, special=False)
     prefetch = Prefetch("prefetch", PrefetchArgs(
-        hosts=hosts, image=serving.image,
-        image_disk_gb=math.ceil(serving.image_extracted_gb + serving.image_largest_layer_gb), prefetch_model=prefetch_model, model_id=settings.model.id,
-        model_revision=settings.model.revision, model_root=model_root, model_dir=model_dir,
+        hosts=hosts, image=serving.image, image_disk_gb=math.ceil(serving.image_pull_disk_gb),
+        prefetch_model=prefetch_model, model_id=settings.model.id, model_revision=settings.model.revision,
+        model_root=model_root, model_dir=model_dir,
     ))
     # Nothing starts on a host before it has been told what to prefetch.
     hosts = [replace(h, ready=[*h.ready, prefetch.steps[h.name]]) for h in hosts]
     ray = RayCluster("ray", RayClusterArgs(
         hosts=hosts, image=serving.image, model_root=model_root, private_interface=serving.private_interface,
-        gpu_timeout_minutes=gpu_timeout_minutes,
     ))
     service = VllmService("vllm", VllmServiceArgs(
         head=ray.head, cluster_ready=ray.ready, image=serving.image, model_root=model_root, model_dir=model_dir,
@@ -62,4 +61,4 @@ def serve_and_measure(settings: Settings, hosts: Sequence[GpuHost], model_root: 
         scenarios=settings.benchmark.scenarios, headline=SEED_SCENARIO, run_id=settings.benchmark.run_id,
         timeout_minutes=settings.benchmark.timeout_minutes,
     ))
-    return Serving(prefetch, ray, service, benchmark, pulumi.Output.secret(api_key.result))
+    return Serving(prefetch, ray, service, benchmark, api_key.result)  # RandomPassword.result is secret

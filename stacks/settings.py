@@ -84,6 +84,11 @@ class ServingSettings:
     extra_args: tuple[str, ...]
     container_toolkit_repo: str
 
+    @property
+    def image_pull_disk_gb(self) -> float:
+        """Disk a pull of the image needs: the image extracted plus its largest layer still compressed."""
+        return self.image_extracted_gb + self.image_largest_layer_gb
+
 
 @dataclass(frozen=True)
 class BenchmarkSettings:
@@ -164,9 +169,6 @@ class Settings:
     azure: Optional[AzureSettings] = None
     aliyun: Optional[AliyunSettings] = None
 
-    @property
-    def ssh_user(self) -> str:
-        return self.azure.admin_username if self.azure else "root"
 
 
 # ---------------------------------------------------------------------------- reading helpers
@@ -602,7 +604,7 @@ def _check_layout(settings: Settings, problems: list[str]) -> None:
 
 def system_disk_needed_gb(serving: ServingSettings, weights_gb: float) -> float:
     """GB a GPU node's system disk needs: OS, NVIDIA stack, the image while it is pulled, and local weights."""
-    return OS_BASE_GB + NVIDIA_STACK_GB + serving.image_extracted_gb + serving.image_largest_layer_gb + weights_gb + DISK_HEADROOM_GB
+    return OS_BASE_GB + NVIDIA_STACK_GB + serving.image_pull_disk_gb + weights_gb + DISK_HEADROOM_GB
 
 
 def _check_disk(settings: Settings, problems: list[str]) -> None:
