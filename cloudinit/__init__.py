@@ -144,15 +144,34 @@ def gpu_node(*, nvidia_driver_package: Optional[str] = None, nas: Optional[NasMo
         _env_file(env),
         _script("node_bootstrap.sh"),
         _script("install_container_toolkit.sh"),
-        _script("prefetch.sh"),
-        _script("hf_download.py", f"{BIN_DIR}/hf_download.py"),
+        *prefetch_scripts(),
         # Written on every GPU node so the bootstrap is one script; node.env decides what runs.
         _script("install_nvidia_driver.sh"),
         _script("mount_nas.sh"),
-        _unit("qwen-prefetch.service", PREFETCH_UNIT),
-        _unit("qwen-prefetch.path", PREFETCH_PATH_UNIT),
+        *prefetch_units(),
     ]
     return _document(packages, files, nas)
+
+
+def prefetch_scripts() -> list[dict]:
+    """The scripts qwen-prefetch.service runs (write_files entries: path, permissions, owner, content)."""
+    return [_script("prefetch.sh"), _script("hf_download.py", f"{BIN_DIR}/hf_download.py")]
+
+
+def prefetch_units() -> list[dict]:
+    """qwen-prefetch.service and the path unit that starts it once its settings exist."""
+    return [_unit("qwen-prefetch.service", PREFETCH_UNIT), _unit("qwen-prefetch.path", PREFETCH_PATH_UNIT)]
+
+
+# The unit a node enables at bootstrap; it starts qwen-prefetch.service when the settings arrive.
+PREFETCH_TRIGGER_UNIT = "qwen-prefetch.path"
+
+
+def owned_node_files() -> list[dict]:
+    """What a GPU node's cloud-init installs for the serving layer, for a machine without cloud-init:
+    the host-setup step (components/host_setup.py) installs exactly these files. Machine setup
+    (docker, the container toolkit, the driver) is checked there, never installed."""
+    return [*prefetch_scripts(), *prefetch_units()]
 
 
 def downloader_node(*, model_id: str, model_revision: str, model_dir: str, modelscope_version: str, nas: NasMount) -> str:

@@ -4,7 +4,9 @@ A ``GpuHost`` is what the serving layer needs to know about a machine, whatever 
 made it. ``remote_step`` turns a script file from ``components/scripts`` into a
 ``pulumi_command.remote.Command``: ``common.sh`` is prepended (it names the step and host
 in every failure and prints the tail of the step's log), non-secret parameters become
-environment assignments on the command line, and a secret travels only on stdin.
+environment assignments on the command line, and a secret travels only on stdin. A host the
+team owns gets delete commands that remove what a step started; the machine running pulumi
+(``local``) runs its steps as ``pulumi_command.local.Command``s.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, Optional, Sequence, Union
 
 import pulumi
-from pulumi_command import remote
+from pulumi_command import local, remote
+
+from components.accelerators import NVIDIA, AcceleratorFamily
 
 SCRIPTS_DIR = Path(__file__).parent / "scripts"
 
@@ -38,6 +42,16 @@ class GpuHost:
     booted: resources after which the machine exists and SSH may be tried (the VM or instance):
     early steps, such as the prefetch, wait only for these.
     ready: resources after which the serving steps may run (the driver extension...).
+    accelerator: the devices' family (components/accelerators.py): how steps count them, hand them to
+    containers and name them to Ray.
+    owned: a machine the team owns and keeps: no cloud-init, steps remove the containers and units
+    they started on destroy, and nothing prunes its images.
+    local: the machine running pulumi: steps run there without SSH (public_ip is then unused).
+    container_env: extra env for every serving container (e.g. NCCL_P2P_DISABLE on GeForce cards).
+
+    Preconditions: `sudo -n` for ``user``; docker with access to the devices (the nvidia runtime,
+    or the Ascend driver's device files); /var/lib/qwen/bootstrap-done, written by cloud-init on
+    cloud nodes and by the host-setup step on owned machines (components/host_setup.py).
     """
 
     name: str
@@ -49,6 +63,10 @@ class GpuHost:
     instance_id: pulumi.Input[str]
     ready: Sequence[pulumi.Resource] = field(default_factory=list)
     booted: Sequence[pulumi.Resource] = field(default_factory=list)
+    accelerator: AcceleratorFamily = NVIDIA
+    owned: bool = False
+    local: bool = False
+    container_env: Mapping[str, str] = field(default_factory=dict)
 
     def connection(self) -> remote.ConnectionArgs:
         return remote.ConnectionArgs(
@@ -64,11 +82,29 @@ def read_script(name: str) -> str:
     return (SCRIPTS_DIR / name).read_text()
 
 
+# Prepended to every step's script, in this order: the step's streams and failure report, then the
+# accelerator helpers that turn the family's env into commands and docker arguments.
+PRELUDE_SCRIPTS = ("common.sh", "accelerator.sh")
+
+
 def render_command(step: str, host: str, script: str, env: Mapping[str, str]) -> str:
     """The shell command a step runs: sudo, the parameters as env assignments, then bash -c of the script."""
     assignments = " ".join(f"{k}={shlex.quote(str(v))}" for k, v in sorted({**env, "QWEN_STEP": step, "QWEN_HOST": host}.items()))
-    body = read_script("common.sh") + "\n" + read_script(script)
+    body = "\n".join(read_script(name) for name in (*PRELUDE_SCRIPTS, script))
     return f"sudo -n env {assignments} bash -c {shlex.quote(body)} {shlex.quote(step)}"
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What a step started on an owned machine and its delete command removes on destroy (or before
+    the step re-runs as a replacement). Images and model weights are never removed."""
+
+    containers: Sequence[str] = ()  # docker containers, removed with `docker rm -f`
+    units: Sequence[str] = ()  # systemd units, stopped and disabled; their files under /etc/systemd/system removed
+    paths: Sequence[str] = ()  # files and directories the step installed
+
+    def env(self) -> dict[str, str]:
+        return {"CONTAINERS": "\n".join(self.containers), "UNITS": "\n".join(self.units), "PATHS": "\n".join(self.paths)}
 
 
 def remote_step(
@@ -82,30 +118,40 @@ def remote_step(
     triggers: Optional[Sequence[pulumi.Input]] = None,
     parent: pulumi.Resource,
     depends_on: Optional[Sequence[pulumi.Resource]] = None,
-) -> remote.Command:
-    """One bootstrap step on one host, as a remote Command.
+    removes: Optional[Removal] = None,
+) -> Union[remote.Command, local.Command]:
+    """One bootstrap step on one host, as a remote Command (a local one on the machine running pulumi).
 
     The secret (if any) is passed on stdin so it never appears in the command line,
-    in state as plain text, in stdout or in logs. Steps have no delete command on purpose:
-    `pulumi destroy` removes the machines, and must not need to reach an evicted VM.
+    in state as plain text, in stdout or in logs. On cloud machines steps have no delete command
+    on purpose: `pulumi destroy` removes the machines, and must not need to reach an evicted VM.
+    On an owned machine, which stays, a step with ``removes`` gets a delete command that removes
+    what it started (``owned_remove.sh``); it then runs delete-before-create on replacement, so
+    the removal never hits what the new step starts.
     """
     env = dict(env or {})
     create = pulumi.Output.all(**env).apply(lambda values: render_command(step, host.name, script, values))
-    return remote.Command(
-        resource_name,
-        connection=host.connection(),
+    delete = None
+    if host.owned and removes is not None:
+        delete = render_command(f"{step}-remove", host.name, "owned_remove.sh", removes.env())
+    args = dict(
         create=create,
+        delete=delete,
         triggers=[host.instance_id, *(triggers or [])],
         add_previous_output_in_env=False,
         # With a secret on stdin, nothing the step prints is streamed to the engine's logs (a
         # failure still shows the step's output in the error).
         logging="none" if stdin is not None else None,
         stdin=pulumi.Output.secret(stdin) if stdin is not None else None,
-        opts=pulumi.ResourceOptions(
-            parent=parent,
-            depends_on=list(depends_on or []),
-            # stdout and stderr never contain the secret, but mark them secret anyway when one was
-            # sent, so a script mistake cannot leak it into state as plain text.
-            additional_secret_outputs=["stdout", "stderr"] if stdin is not None else None,
-        ),
     )
+    opts = pulumi.ResourceOptions(
+        parent=parent,
+        depends_on=list(depends_on or []),
+        delete_before_replace=delete is not None,
+        # stdout and stderr never contain the secret, but mark them secret anyway when one was
+        # sent, so a script mistake cannot leak it into state as plain text.
+        additional_secret_outputs=["stdout", "stderr"] if stdin is not None else None,
+    )
+    if host.local:
+        return local.Command(resource_name, **args, opts=opts)
+    return remote.Command(resource_name, connection=host.connection(), **args, opts=opts)
