@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from stacks.catalog import ACCELERATORS, BYTES_PER_WEIGHT, GPU_SIZES, MACHINES, MODELS, Accelerator, ModelSpec
@@ -130,3 +132,11 @@ def test_advice_ascend_serves_fp16_only():
     assert {a.layout.weight_dtype for a in advice} == {"fp16"}
     tp4 = next(a for a in advice if a.layout.tensor_parallel_size == 4)
     assert tp4.fits and tp4.roofline_tokens_per_second == pytest.approx(26.2, abs=0.1)
+
+
+def test_readme_hand_checks_match_the_model():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for model, layout in ((Q14, Layout("bf16", 2, 1)), (Q72, Layout("bf16", 2, 2)), (Q72, Layout("fp8", 2, 1))):
+        device = A100 if model is Q14 else L20
+        limit = roofline(model, layout, device, SEED_REQUEST)
+        assert f"**{limit.tokens_per_second:.1f} tok/s** | {limit.prefill_s:.2f} s + {limit.decode_s:.2f} s" in readme
