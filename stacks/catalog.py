@@ -95,7 +95,7 @@ class Accelerator:
 ACCELERATORS: dict[str, Accelerator] = {
     # NVIDIA A100 80GB PCIe sheet: 1,935 GB/s, BF16 312 TFLOP/s dense; no fp8 tensor cores.
     "A100 80GB PCIe": Accelerator("A100 80GB PCIe", 80, 1935, 312.0, None, ("bf16", "fp16", "fp8", "awq-int4")),
-    # NVIDIA L20 (Ada, sm_89): 864 GB/s GDDR6, FP16/BF16 119.5, FP8 239 TFLOP/s.
+    # NVIDIA L20 (Ada, sm_89): 864 GB/s GDDR6, FP16/BF16 119.5, FP8 239 TFLOP/s (product brief; not re-checked).
     "L20": Accelerator("L20", 48, 864, 119.5, 239.0, ("bf16", "fp16", "fp8", "awq-int4")),
     # GeForce RTX 4090 (Ada whitepaper, FP32 accumulate): 1,008 GB/s, FP16/BF16 165.2, FP8 330.3 TFLOP/s.
     "RTX 4090": Accelerator("RTX 4090", 24, 1008, 165.2, 330.3, ("bf16", "fp16", "fp8", "awq-int4")),

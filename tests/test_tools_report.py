@@ -74,3 +74,12 @@ def test_command_reads_stdin_and_refuses_an_output_without_benchmark(outputs, tm
     saved.write_text(json.dumps({"endpoint": "http://x:8000/v1"}))
     assert main([str(saved), "--out", str(tmp_path / "none")]) == 1
     assert "no `benchmark` map" in capsys.readouterr().err
+
+
+def test_concurrency_from_the_name_when_the_metric_is_absent(outputs):
+    for metrics in outputs["benchmark"].values():
+        del metrics["max_concurrency"]
+        del metrics["total_token_throughput"]
+    report = read_report(outputs)
+    assert [c for c, _ in report.sweep] == SWEEP
+    assert "| `sweep-256-in-256-out-c64` | 64 | 256 | 2,702.6 | - |" in markdown(report)

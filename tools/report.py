@@ -43,7 +43,8 @@ class Report:
     @property
     def sweep(self) -> list[tuple[int, Mapping[str, Any]]]:
         """(concurrency, metrics) of the sweep scenarios, by rising concurrency."""
-        return sorted((concurrency(name, m), m) for name, m in self.scenarios.items() if name.startswith(SWEEP_PREFIX))
+        points = [(concurrency(name, m), m) for name, m in self.scenarios.items() if name.startswith(SWEEP_PREFIX)]
+        return sorted(points, key=lambda point: point[0])
 
 
 def concurrency(name: str, metrics: Mapping[str, Any]) -> int:
@@ -124,6 +125,10 @@ def _ms(metrics: Mapping[str, Any], name: str) -> str:
     return f"{float(mean):,.1f} / {float(p99):,.1f}"
 
 
+def _tokens_per_second(metrics: Mapping[str, Any], key: str) -> str:
+    return "-" if metrics.get(key) is None else f"{float(metrics[key]):,.1f}"
+
+
 def markdown(report: Report) -> str:
     """The headline figures, then one row per scenario."""
     lines = [f"# Benchmark: {report.served_model}", ""]
@@ -142,7 +147,7 @@ def markdown(report: Report) -> str:
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, m in report.scenarios.items():
         row = [f"`{name}`", str(concurrency(name, m)), str(m.get("completed", "-")),
-               f"{float(m['output_throughput']):,.1f}", f"{float(m.get('total_token_throughput', 0)):,.1f}",
+               _tokens_per_second(m, "output_throughput"), _tokens_per_second(m, "total_token_throughput"),
                _ms(m, "ttft"), _ms(m, "tpot"), _ms(m, "itl")]
         if priced:
             cost = float(report.cost_per_million_tokens) * float(report.tokens_per_second) / float(m["output_throughput"])
