@@ -82,7 +82,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     advice = advise_layouts(MODELS[args.model], machine, args.nodes, args.memory_utilization,
                             min_context, request, kv_dtypes)
     shown = advice if args.all else [a for a in advice if a.fits]
-    print(f"{args.model} on {args.machine} ({machine.gpus}x {machine.gpu_model} {machine.gpu_memory_gb:g} GB per node), "
+    print(f"{args.model} on {args.machine} ({machine.gpus}x {machine.gpu_model}, {machine.gpu_memory_gb:g} GB each, per node), "
           f"gpu-memory-utilization {args.memory_utilization}; fits = KV cache holds {min_context:,} tokens; "
           f"roofline = batch-1 tokens/s for {request.input_tokens:,} in / {request.output_tokens:,} out")
     print()
