@@ -1,0 +1,1 @@
+"""Command-line tools that run on the operator's machine: layout advice and benchmark reports."""
