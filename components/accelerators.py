@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
+import pulumi
+
 # One CSV row per device, the shape of `nvidia-smi --query-gpu=index,name,memory.total,driver_version
 # --format=csv,noheader` ("0, NVIDIA GeForce RTX 4090, 24564 MiB, 570.172.08"): every family's
 # inventory command prints it, so `nodes[].gpus` has one shape (components/parsers.py).
@@ -149,3 +151,20 @@ def family_of(model: str) -> AcceleratorFamily:
 
 def known_models() -> list[str]:
     return [model for family in FAMILIES.values() for model in family.models]
+
+
+def container_env(family: AcceleratorFamily, count: int, extra: Mapping[str, str], *, across_hosts: bool = False,
+                  interface: str = "", node_ip: pulumi.Input[str] = "") -> pulumi.Output[str]:
+    """CONTAINER_ENV of a step (one K=V per line): the family's device env, its communication env when
+    the collectives cross hosts (Ray), and the stack's extra env (e.g. NCCL_P2P_DISABLE)."""
+
+    def lines(ip: str) -> str:
+        env = {**family.device_env(count), **(family.communication_env(interface, ip) if across_hosts else {}), **extra}
+        return "\n".join(f"{key}={value}" for key, value in env.items())
+
+    return pulumi.Output.from_input(node_ip).apply(lines)
+
+
+def device_args(family: AcceleratorFamily, count: int) -> str:
+    """DEVICE_ARGS of a step: the family's `docker run` arguments, one per line."""
+    return "\n".join(family.device_args(count))

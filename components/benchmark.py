@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 
 import pulumi
 
+from components.accelerators import container_env, device_args
 from components.parsers import parse_benchmark_result
 from components.remote import GpuHost, remote_step
 
@@ -79,6 +80,8 @@ class Benchmark(pulumi.ComponentResource):
                     "WARMUPS": str(scenario.warmups),
                     "RUN_ID": args.run_id,
                     "BENCH_TIMEOUT": str(args.timeout_minutes * 60),
+                    "DEVICE_ARGS": device_args(args.head.accelerator, args.head.gpu_count),
+                    "CONTAINER_ENV": container_env(args.head.accelerator, args.head.gpu_count, {}),
                 },
                 triggers=[args.run_id, args.service_fingerprint],
                 parent=self,

@@ -64,6 +64,7 @@ class Prefetch(pulumi.ComponentResource):
                     "MODEL_REVISION": args.model_revision,
                     "MODEL_ROOT": args.model_root,
                     "MODEL_DIR": args.model_dir,
+                    "PRUNE_IMAGES": "0" if host.owned else "1",
                 },
                 parent=self,
                 depends_on=list(host.booted),

@@ -1,8 +1,10 @@
-"""RayCluster: a Ray cluster over a list of GPU hosts, in the serving image's containers.
+"""RayCluster: the hosts made ready for serving, joined in a Ray cluster when there are several.
 
-The first host is the head. Each host first passes a readiness step (cloud-init done, GPUs in
-nvidia-smi, docker's nvidia runtime, image present); then the head starts, workers join one
-after another, and a last step waits until `ray status` shows every GPU.
+The first host is the head. Each host first passes a readiness step (cloud-init or the host setup
+done, its accelerators visible, docker able to hand them to containers, image present). One host
+needs no Ray: vLLM's `mp` executor serves on it. With several, the head starts Ray in the serving
+image's container, workers join one after another, and a last step waits until `ray status` shows
+every device under the accelerator's Ray resource (GPU, or NPU on Ascend).
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from typing import Optional, Sequence
 
 import pulumi
 
+from components.accelerators import container_env, device_args
 from components.parsers import parse_nvidia_smi_csv, parse_ray_status
-from components.remote import GpuHost, remote_step
+from components.remote import GpuHost, Removal, remote_step
 
 RAY_PORT = 6379
 
@@ -36,13 +39,15 @@ class RayClusterArgs:
 
 class RayCluster(pulumi.ComponentResource):
     """Outputs: ``head`` (the head GpuHost), ``nodes`` (list of {name, publicIp, privateIp, gpus}),
-    ``gpu_total`` (GPUs in `ray status`), ``ready`` (the last step, to depend on)."""
+    ``gpu_total`` (devices in `ray status`, or on the one host), ``ready`` (the last step, to depend
+    on), ``uses_ray`` (False for one host: vLLM runs with the mp executor)."""
 
     def __init__(self, name: str, args: RayClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("qwen:serving:RayCluster", name, None, opts)
         if not args.hosts:
             raise ValueError("RayCluster needs at least one host")
         self.head = args.hosts[0]
+        self.uses_ray = len(args.hosts) > 1
         gpu_total = sum(h.gpu_count for h in args.hosts)
         timeout = str(args.gpu_timeout_minutes * 60)
 
@@ -56,50 +61,70 @@ class RayCluster(pulumi.ComponentResource):
                 env={
                     "EXPECTED_GPUS": str(host.gpu_count),
                     "IMAGE": args.image,
-                    "CLOUD_INIT_TIMEOUT": timeout,
+                    # An owned machine has no cloud-init: its host-setup step wrote the bootstrap marker.
+                    "CLOUD_INIT_TIMEOUT": "0" if host.owned else timeout,
                     "GPU_TIMEOUT": timeout,
                     "IMAGE_PULL_TIMEOUT": "3600",
+                    "ACCEL_COUNT_COMMAND": host.accelerator.count_command,
+                    "ACCEL_INVENTORY_COMMAND": host.accelerator.inventory_command,
+                    "ACCEL_RUNTIME_CHECK": host.accelerator.runtime_check_command,
+                    "RUNTIME_HINT": host.accelerator.runtime_hint,
+                    "DEVICE_ARGS": device_args(host.accelerator, host.gpu_count),
                 },
                 parent=self,
                 depends_on=list(host.ready),
             )
 
-        def ray_env(host: GpuHost, role: str) -> dict:
-            return {
-                "RAY_ROLE": role,
-                "IMAGE": args.image,
-                "NODE_IP": host.private_ip,
-                "HEAD_IP": self.head.private_ip,
-                "RAY_PORT": str(RAY_PORT),
-                "GPUS": str(host.gpu_count),
-                "PRIVATE_INTERFACE": args.private_interface,
-                "MODEL_ROOT": args.model_root,
-            }
-
-        self.head_step = remote_step(
-            f"{name}-head", step="ray-head", host=self.head, script="ray_start.sh",
-            env=ray_env(self.head, "head"), parent=self, depends_on=[ready_steps[self.head.name]],
-        )
-        previous = self.head_step
-        self.worker_steps = []
-        for host in args.hosts[1:]:
-            # Workers join one after another, each after the head and the worker before it.
-            previous = remote_step(
-                f"{name}-worker-{host.name}", step="ray-worker", host=host, script="ray_start.sh",
-                env=ray_env(host, "worker"), parent=self, depends_on=[ready_steps[host.name], previous],
-            )
-            self.worker_steps.append(previous)
-
-        self.ready = remote_step(
-            f"{name}-gpus", step="ray-wait-gpus", host=self.head, script="ray_wait_gpus.sh",
-            env={"EXPECTED_GPUS": str(gpu_total), "RAY_TIMEOUT": str(args.join_timeout_minutes * 60)},
-            parent=self, depends_on=[previous],
-        )
-        self.gpu_total = self.ready.stdout.apply(lambda out: parse_ray_status(out).get("GPU", 0.0))
         self.nodes = pulumi.Output.all(*[
             pulumi.Output.all(h.name, h.public_ip, h.private_ip, ready_steps[h.name].stdout).apply(
                 lambda v: {"name": v[0], "publicIp": v[1], "privateIp": v[2], "gpus": parse_nvidia_smi_csv(v[3])}
             )
             for h in args.hosts
         ])
+        self.worker_steps = []
+        if not self.uses_ray:
+            self.head_step = None
+            self.ready = ready_steps[self.head.name]
+            self.gpu_total = self.ready.stdout.apply(lambda out: float(len(parse_nvidia_smi_csv(out))))
+            self.register_outputs({"nodes": self.nodes, "gpu_total": self.gpu_total})
+            return
+
+        def ray_env(host: GpuHost, role: str) -> dict:
+            family = host.accelerator
+            return {
+                "RAY_ROLE": role,
+                "IMAGE": args.image,
+                "NODE_IP": host.private_ip,
+                "HEAD_IP": self.head.private_ip,
+                "RAY_PORT": str(RAY_PORT),
+                "RAY_RESOURCE_ARGS": "\n".join(family.ray_resource_args(host.gpu_count)),
+                "MODEL_ROOT": args.model_root,
+                "DEVICE_ARGS": device_args(family, host.gpu_count),
+                "CONTAINER_ENV": container_env(family, host.gpu_count, host.container_env, across_hosts=True,
+                                               interface=host.private_interface or args.private_interface,
+                                               node_ip=host.private_ip),
+            }
+
+        removes = Removal(containers=("qwen-ray",))
+        self.head_step = remote_step(
+            f"{name}-head", step="ray-head", host=self.head, script="ray_start.sh",
+            env=ray_env(self.head, "head"), parent=self, depends_on=[ready_steps[self.head.name]], removes=removes,
+        )
+        previous = self.head_step
+        for host in args.hosts[1:]:
+            # Workers join one after another, each after the head and the worker before it.
+            previous = remote_step(
+                f"{name}-worker-{host.name}", step="ray-worker", host=host, script="ray_start.sh",
+                env=ray_env(host, "worker"), parent=self, depends_on=[ready_steps[host.name], previous], removes=removes,
+            )
+            self.worker_steps.append(previous)
+
+        self.ready = remote_step(
+            f"{name}-gpus", step="ray-wait-gpus", host=self.head, script="ray_wait_gpus.sh",
+            env={"EXPECTED_GPUS": str(gpu_total), "RAY_RESOURCE": self.head.accelerator.ray_resource,
+                 "RAY_TIMEOUT": str(args.join_timeout_minutes * 60)},
+            parent=self, depends_on=[previous],
+        )
+        resource = self.head.accelerator.ray_resource
+        self.gpu_total = self.ready.stdout.apply(lambda out: parse_ray_status(out).get(resource, 0.0))
         self.register_outputs({"nodes": self.nodes, "gpu_total": self.gpu_total})

@@ -48,6 +48,7 @@ class GpuHost:
     they started on destroy, and nothing prunes its images.
     local: the machine running pulumi: steps run there without SSH (public_ip is then unused).
     container_env: extra env for every serving container (e.g. NCCL_P2P_DISABLE on GeForce cards).
+    private_interface: this machine's NIC between the hosts ("" = the stack's qwen:serving.privateInterface).
 
     Preconditions: `sudo -n` for ``user``; docker with access to the devices (the nvidia runtime,
     or the Ascend driver's device files); /var/lib/qwen/bootstrap-done, written by cloud-init on
@@ -67,6 +68,7 @@ class GpuHost:
     owned: bool = False
     local: bool = False
     container_env: Mapping[str, str] = field(default_factory=dict)
+    private_interface: str = ""
 
     def connection(self) -> remote.ConnectionArgs:
         return remote.ConnectionArgs(
@@ -94,6 +96,13 @@ def render_command(step: str, host: str, script: str, env: Mapping[str, str]) ->
     return f"sudo -n env {assignments} bash -c {shlex.quote(body)} {shlex.quote(step)}"
 
 
+def sudo_probe(step: str, host: str) -> str:
+    """Shell that stops with a clear message, before anything runs, when the user has no passwordless sudo."""
+    message = (f"qwen: step '{step}' failed on host '{host}': user $(id -un) cannot run sudo without a password. "
+               "On the host: echo \"$(id -un) ALL=(ALL) NOPASSWD: ALL\" | sudo tee /etc/sudoers.d/qwen")
+    return f'sudo -n true 2>/dev/null || {{ echo "{message}" >&2; exit 1; }}; '
+
+
 @dataclass(frozen=True)
 class Removal:
     """What a step started on an owned machine and its delete command removes on destroy (or before
@@ -119,6 +128,7 @@ def remote_step(
     parent: pulumi.Resource,
     depends_on: Optional[Sequence[pulumi.Resource]] = None,
     removes: Optional[Removal] = None,
+    check_sudo: bool = False,
 ) -> Union[remote.Command, local.Command]:
     """One bootstrap step on one host, as a remote Command (a local one on the machine running pulumi).
 
@@ -127,10 +137,12 @@ def remote_step(
     on purpose: `pulumi destroy` removes the machines, and must not need to reach an evicted VM.
     On an owned machine, which stays, a step with ``removes`` gets a delete command that removes
     what it started (``owned_remove.sh``); it then runs delete-before-create on replacement, so
-    the removal never hits what the new step starts.
+    the removal never hits what the new step starts. ``check_sudo`` first checks passwordless sudo
+    (the first step on a machine nobody set up for the program).
     """
     env = dict(env or {})
-    create = pulumi.Output.all(**env).apply(lambda values: render_command(step, host.name, script, values))
+    probe = sudo_probe(step, host.name) if check_sudo else ""
+    create = pulumi.Output.all(**env).apply(lambda values: probe + render_command(step, host.name, script, values))
     delete = None
     if host.owned and removes is not None:
         delete = render_command(f"{step}-remove", host.name, "owned_remove.sh", removes.env())

@@ -9,8 +9,9 @@ from typing import Optional, Sequence
 
 import pulumi
 
+from components.accelerators import container_env, device_args
 from components.ray_cluster import RAY_PORT
-from components.remote import GpuHost, remote_step
+from components.remote import GpuHost, Removal, remote_step
 
 
 @dataclass
@@ -22,7 +23,10 @@ class VllmServiceArgs:
     port: API port. tensor_parallel_size / pipeline_parallel_size: GPUs per node / nodes.
     max_model_len, gpu_memory_utilization: vLLM flags. private_interface: NIC for NCCL/Gloo.
     api_key: secret Output; reaches the host on stdin only. extra_args: more `vllm serve` flags.
-    model_wait_timeout_minutes: how long to wait for the weights. health_timeout_minutes: for /health."""
+    model_wait_timeout_minutes: how long to wait for the weights. health_timeout_minutes: for /health.
+    executor: vLLM's distributed executor: mp on one host (no Ray), ray across hosts.
+    listen_address: the address the API listens on (0.0.0.0, or 127.0.0.1 for this machine only).
+    The head's accelerator family adds its device arguments, env and required flags (310P: float16, eager)."""
 
     head: GpuHost
     cluster_ready: pulumi.Resource
@@ -41,6 +45,8 @@ class VllmServiceArgs:
     extra_args: Sequence[str] = field(default_factory=tuple)
     model_wait_timeout_minutes: int = 90
     health_timeout_minutes: int = 40
+    executor: str = "ray"
+    listen_address: str = "0.0.0.0"
 
 
 class VllmService(pulumi.ComponentResource):
@@ -50,6 +56,9 @@ class VllmService(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: VllmServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("qwen:serving:VllmService", name, None, opts)
+        if args.executor not in ("mp", "ray"):
+            raise ValueError(f"VllmService: executor must be mp or ray, got {args.executor!r}")
+        head, family = args.head, args.head.accelerator
         self.start = remote_step(
             f"{name}-serve", step="vllm-serve", host=args.head, script="vllm_start.sh",
             env={
@@ -65,13 +74,21 @@ class VllmService(pulumi.ComponentResource):
                 "GPU_MEMORY_UTILIZATION": str(args.gpu_memory_utilization),
                 "NODE_IP": args.head.private_ip,
                 "RAY_PORT": str(RAY_PORT),
-                "PRIVATE_INTERFACE": args.private_interface,
-                "EXTRA_ARGS": "\n".join(args.extra_args),
+                "EXTRA_ARGS": "\n".join([*family.serve_flags, *args.extra_args]),
                 "MODEL_WAIT_TIMEOUT": str(args.model_wait_timeout_minutes * 60),
+                "EXECUTOR": args.executor,
+                "LISTEN_ADDRESS": args.listen_address,
+                "DEVICE_ARGS": device_args(family, head.gpu_count),
+                "CONTAINER_ENV": container_env(family, head.gpu_count, head.container_env,
+                                               across_hosts=args.executor == "ray",
+                                               interface=head.private_interface or args.private_interface,
+                                               node_ip=head.private_ip),
+                "PRUNE_IMAGES": "0" if head.owned else "1",
             },
             stdin=args.api_key,
             parent=self,
             depends_on=[args.cluster_ready],
+            removes=Removal(containers=("qwen-vllm",), paths=("/etc/qwen/secrets",)),
         )
         # Changes whenever the serve command does (image, flags, host): an edited `create` re-runs
         # the serve step in place, so its id alone would not tell the steps after it.

@@ -65,6 +65,12 @@ MODELS: dict[str, ModelSpec] = {
         params_billion=14.77, weights_gb=29.5, native_context=32768,
         hidden_size=5120, vocab_size=152064, tie_word_embeddings=False,
     ),
+    # Serves on one 24 GB GPU (the local stack's default): 15.2 GB of bf16 weights.
+    "Qwen/Qwen2.5-7B-Instruct": ModelSpec(
+        layers=28, attention_heads=28, kv_heads=4, head_dim=128,
+        params_billion=7.62, weights_gb=15.2, native_context=32768,
+        hidden_size=3584, vocab_size=152064, tie_word_embeddings=False,
+    ),
     "Qwen/Qwen2.5-72B-Instruct": ModelSpec(
         layers=80, attention_heads=64, kv_heads=8, head_dim=128,
         params_billion=72.71, weights_gb=145.0, native_context=32768,

@@ -8,7 +8,7 @@ from stacks.outputs import StackOutputs, export_outputs
 from stacks.settings import Settings, load_settings
 
 # Each cloud's composition is imported only when used: an Azure stack never loads the Aliyun SDK.
-BUILDERS = {"azure": "stacks.azure_spot", "aliyun": "stacks.aliyun_cluster"}
+BUILDERS = {"azure": "stacks.azure_spot", "aliyun": "stacks.aliyun_cluster", "owned": "stacks.owned"}
 
 
 def build(settings: Settings) -> StackOutputs:

@@ -30,9 +30,11 @@ class Serving:
 
 
 def serve_and_measure(settings: Settings, hosts: Sequence[GpuHost], model_root: str, model_dir: str,
-                      prefetch_model: bool) -> Serving:
+                      prefetch_model: bool, listen_address: str = "0.0.0.0") -> Serving:
     """hosts: GPU hosts, head first. model_root: host directory with the weights; model_dir: the
-    model in it. prefetch_model: download the weights to each host (False: a shared store has them)."""
+    model in it. prefetch_model: download the weights to each host (False: a shared store has them).
+    listen_address: where the API listens on the head. One host serves with vLLM's mp executor and
+    no Ray; several form a Ray cluster."""
     serving = settings.serving
     api_key = random.RandomPassword("vllm-api-key", length=40, special=False)
     prefetch = Prefetch("prefetch", PrefetchArgs(
@@ -54,6 +56,7 @@ def serve_and_measure(settings: Settings, hosts: Sequence[GpuHost], model_root: 
         private_interface=serving.private_interface, api_key=api_key.result, extra_args=serving.extra_args,
         model_wait_timeout_minutes=serving.model_wait_timeout_minutes,
         health_timeout_minutes=serving.health_timeout_minutes,
+        executor="ray" if ray.uses_ray else "mp", listen_address=listen_address,
     ))
     benchmark = Benchmark("bench", BenchmarkArgs(
         head=ray.head, service_ready=service.ready, service_fingerprint=service.fingerprint, image=serving.image,

@@ -17,9 +17,10 @@ import pulumi
 
 from components.benchmark import Scenario
 from stacks.catalog import GPU_SIZES, MODELS, GpuSize, ModelSpec
+from stacks.owned_settings import OwnedSettings, parse_owned
 
 NAMESPACE = "qwen"
-CLOUDS = ("azure", "aliyun")
+CLOUDS = ("azure", "aliyun", "owned")
 
 # Disk needed on a GPU node's system disk besides the image and weights (GB): the Ubuntu
 # base system, and the NVIDIA driver + DKMS build tools + container toolkit + docker.
@@ -168,6 +169,7 @@ class Settings:
     benchmark: BenchmarkSettings
     azure: Optional[AzureSettings] = None
     aliyun: Optional[AliyunSettings] = None
+    owned: Optional[OwnedSettings] = None
 
 
 
@@ -269,7 +271,8 @@ def _parse_access(raw: Any, stack: str, cloud: Any, problems: list[str], private
     r.unknown_keys({"allowedCidrs", "allowAnySource", "sshPublicKey", "sshKeyFile"})
     cidrs = r.list("allowedCidrs")
     allow_any = r.bool("allowAnySource", False)
-    if not cidrs:
+    # Owned machines get no firewall from this program: the list would guard nothing there.
+    if not cidrs and cloud != "owned":
         r.problem(
             "allowedCidrs",
             "is required: the source addresses allowed to reach SSH and the API port. Set yours with "
@@ -565,6 +568,8 @@ def _check_layout(settings: Settings, problems: list[str]) -> None:
     serving, model = settings.serving, settings.model
     if settings.azure:
         gpu, nodes, size_key = settings.azure.gpu, 1, "azure.vmSize"
+    elif settings.owned:
+        gpu, nodes, size_key = settings.owned.machine, len(settings.owned.hosts), "owned.hosts[].count"
     else:
         gpu, nodes, size_key = settings.aliyun.gpu, settings.aliyun.gpu_node_count, "aliyun.gpuInstanceType"
     if gpu is None or not isinstance(serving.tensor_parallel_size, int):
@@ -602,6 +607,15 @@ def _check_layout(settings: Settings, problems: list[str]) -> None:
         )
 
 
+def _check_family_flags(owned: OwnedSettings, serving: ServingSettings, problems: list[str]) -> None:
+    """The accelerator family's required `vllm serve` flags (310P: float16, eager...) are the program's."""
+    managed = owned.family.managed_serve_flags
+    for i, arg in enumerate(serving.extra_args):
+        if arg.split("=", 1)[0] in managed:
+            problems.append(f"{NAMESPACE}:serving.extraArgs[{i}]: '{arg}' is set by the program for {owned.hosts[0].accelerator} "
+                            f"({' '.join(owned.family.serve_flags)}); remove it from extraArgs")
+
+
 def system_disk_needed_gb(serving: ServingSettings, weights_gb: float) -> float:
     """GB a GPU node's system disk needs: OS, NVIDIA stack, the image while it is pulled, and local weights."""
     return OS_BASE_GB + NVIDIA_STACK_GB + serving.image_pull_disk_gb + weights_gb + DISK_HEADROOM_GB
@@ -632,7 +646,7 @@ def _check_disk(settings: Settings, problems: list[str]) -> None:
 def parse_settings(stack: str, raw: Mapping[str, Any]) -> Settings:
     """Validate raw ``qwen:*`` values (keys without the namespace) into ``Settings``."""
     problems: list[str] = []
-    known = {"cloud", "access", "model", "serving", "benchmark", "azure", "aliyun", "sshPrivateKey"}
+    known = {"cloud", "access", "model", "serving", "benchmark", "azure", "aliyun", "owned", "sshPrivateKey"}
     for key in sorted(set(raw) - known):
         problems.append(f"{NAMESPACE}:{key}: is not a known setting (known: {', '.join(sorted(known))})")
     cloud = raw.get("cloud")
@@ -641,7 +655,13 @@ def parse_settings(stack: str, raw: Mapping[str, Any]) -> Settings:
                         f"set it with `pulumi config set {NAMESPACE}:cloud azure -s {stack}`")
     access = _parse_access(raw.get("access"), stack, cloud, problems, raw.get("sshPrivateKey"))
     model = _parse_model(raw.get("model"), problems)
-    serving = _parse_serving(raw.get("serving"), problems)
+    owned = parse_owned(raw.get("owned"), stack, problems, raw.get("sshPrivateKey"), access.ssh_key_file) if cloud == "owned" else None
+    serving_raw = raw.get("serving")
+    if owned and isinstance(serving_raw, Mapping) and serving_raw.get("image") is None:
+        serving_raw = {**serving_raw, "image": owned.family.default_image}  # the family's pinned image
+    serving = _parse_serving(serving_raw, problems)
+    if owned:
+        _check_family_flags(owned, serving, problems)
     benchmark = _parse_benchmark(raw.get("benchmark"), problems, model.max_model_len if model else None)
     azure = _parse_azure(raw.get("azure"), problems) if cloud == "azure" else None
     aliyun = _parse_aliyun(raw.get("aliyun"), problems) if cloud == "aliyun" else None
@@ -649,11 +669,16 @@ def parse_settings(stack: str, raw: Mapping[str, Any]) -> Settings:
         problems.append(f"{NAMESPACE}:aliyun: is set on an azure stack; remove it")
     if cloud == "aliyun" and "azure" in raw:
         problems.append(f"{NAMESPACE}:azure: is set on an aliyun stack; remove it")
+    for section in ("azure", "aliyun", "owned"):
+        if cloud in CLOUDS and cloud != section and section in raw and {cloud, section} != {"azure", "aliyun"}:
+            problems.append(f"{NAMESPACE}:{section}: is set on an {cloud} stack; remove it")
+    if model and owned and model.source != "huggingface":
+        problems.append(f"{NAMESPACE}:model.source: owned machines download the weights from Hugging Face to their disk; set it to huggingface")
     if model and aliyun and model.source != "modelscope":
         problems.append(f"{NAMESPACE}:model.source: aliyun stacks download with ModelScope into the NAS; set it to modelscope")
     if problems or model is None:
         raise SettingsError(stack, problems or [f"{NAMESPACE}:model.id: is required"])
-    settings = Settings(stack, cloud, access, model, serving, benchmark, azure, aliyun)
+    settings = Settings(stack, cloud, access, model, serving, benchmark, azure, aliyun, owned)
     _check_layout(settings, problems)
     _check_disk(settings, problems)
     if problems:
@@ -661,7 +686,7 @@ def parse_settings(stack: str, raw: Mapping[str, Any]) -> Settings:
     return settings
 
 
-SECTIONS = ("cloud", "access", "model", "serving", "benchmark", "azure", "aliyun")
+SECTIONS = ("cloud", "access", "model", "serving", "benchmark", "azure", "aliyun", "owned")
 
 
 def load_settings() -> Settings:

@@ -73,10 +73,12 @@ def _struct_to_python(struct) -> Any:
 
 
 def step_env(create: str) -> dict[str, str]:
-    """The env assignments of a rendered remote step: `sudo -n env K=V ... bash -c SCRIPT NAME`."""
+    """The env assignments of a rendered remote step: `sudo -n env K=V ... bash -c SCRIPT NAME`
+    (after the sudo probe some steps start with)."""
     words = shlex.split(create)
+    start = next(i for i in range(len(words)) if words[i:i + 3] == ["sudo", "-n", "env"])
     env = {}
-    for word in words[3:]:
+    for word in words[start + 3:]:
         if word == "bash":
             break
         key, _, value = word.partition("=")

@@ -113,8 +113,12 @@ def test_serving_layout(run):
     for flag in ("TP=2", "PP=2", "SERVED_NAME=qwen2.5-72b-instruct", "MODEL_DIR=/mnt/models/Qwen2.5-72B-Instruct"):
         assert flag in serve
     assert "EXPECTED_GPUS=4" in cmds["ray-gpus"].inputs["create"]
-    worker = cmds["ray-worker-qwen-l20-gpu-1"].inputs["create"]
-    assert "RAY_ROLE=worker" in worker and "PRIVATE_INTERFACE=eth0" in worker
+    worker = step_env(cmds["ray-worker-qwen-l20-gpu-1"].inputs["create"])
+    assert worker["RAY_ROLE"] == "worker" and worker["RAY_RESOURCE_ARGS"] == "--num-gpus=2"
+    assert worker["DEVICE_ARGS"] == "--gpus\nall"
+    assert worker["CONTAINER_ENV"].splitlines() == [
+        f"VLLM_HOST_IP={worker['NODE_IP']}", "NCCL_SOCKET_IFNAME=eth0", "GLOO_SOCKET_IFNAME=eth0"]
+    assert step_env(serve)["EXECUTOR"] == "ray"  # two hosts: Ray
     assert "stdin" in cmds["vllm-serve"].secret_inputs
 
 

@@ -11,7 +11,8 @@ if ! docker image inspect "${IMAGE:?}" >/dev/null 2>&1; then
   # A small system disk holds one serving image (see the disk check in stacks/settings.py): for a
   # new one, the old containers and images go first. The serving steps start them again.
   free_gb=$(df --output=avail -BG /var/lib/docker | tail -n 1 | tr -dc '0-9')
-  if [ "$free_gb" -lt "${IMAGE_DISK_GB:?}" ]; then
+  # Owned machines (PRUNE_IMAGES=0) keep their images: the pull fails for lack of space instead.
+  if [ "$free_gb" -lt "${IMAGE_DISK_GB:?}" ] && [ "${PRUNE_IMAGES:-1}" = 1 ]; then
     echo "qwen-prefetch: ${free_gb} GB free, ${IMAGE_DISK_GB} GB needed for $IMAGE: removing the old serving containers and images"
     docker rm -f qwen-vllm qwen-ray >/dev/null 2>&1 || true
     docker image prune -af

@@ -2,7 +2,8 @@
 # Step (on the Ray head): one `vllm bench serve` scenario on the random dataset. The Command's
 # stdout is exactly the saved result JSON.
 # Env: IMAGE, MODEL_DIR, MODEL_ROOT, SERVED_NAME, PORT, SCENARIO, INPUT_LEN, OUTPUT_LEN, NUM_PROMPTS,
-#      CONCURRENCY, WARMUPS, RUN_ID, BENCH_TIMEOUT (seconds).
+#      CONCURRENCY, WARMUPS, RUN_ID, BENCH_TIMEOUT (seconds), DEVICE_ARGS and CONTAINER_ENV (one per line:
+#      the serving image's vLLM loads its accelerator platform even as a client).
 result_dir=/var/lib/qwen/benchmarks
 result_file="$SCENARIO-run-$RUN_ID.json"
 qwen_diagnostics() {
@@ -11,8 +12,9 @@ qwen_diagnostics() {
 }
 install -d "$result_dir"
 rm -f "${result_dir:?}/$result_file"
+accelerator_docker_args
 bench() {
-  timeout "$BENCH_TIMEOUT" docker run --rm --network host --gpus all \
+  timeout "$BENCH_TIMEOUT" docker run --rm --network host "${ACCEL_DOCKER_ARGS[@]}" \
     --env-file /etc/qwen/secrets/bench.env \
     -v "$MODEL_ROOT:$MODEL_ROOT:ro" -v "$result_dir:/results" \
     --entrypoint vllm "$IMAGE" bench serve \

@@ -1,29 +1,33 @@
 # shellcheck shell=bash
-# Step: the node is ready for serving: cloud-init done, nvidia-smi shows the expected GPUs,
-# docker runs GPU containers, and the serving image is present. Prints nvidia-smi's GPU list (CSV).
-# Env: EXPECTED_GPUS, IMAGE, CLOUD_INIT_TIMEOUT, GPU_TIMEOUT, IMAGE_PULL_TIMEOUT (seconds).
+# Step: the node is ready for serving: cloud-init (or the host setup) done, the accelerator tool shows
+# the expected devices, docker hands them to containers, and the serving image, built for this host's
+# architecture, is present. Prints the device list (CSV, nvidia-smi's shape for every family).
+# Env: EXPECTED_GPUS, IMAGE, CLOUD_INIT_TIMEOUT (0: no cloud-init, an owned machine), GPU_TIMEOUT,
+#      IMAGE_PULL_TIMEOUT (seconds), ACCEL_COUNT_COMMAND, ACCEL_INVENTORY_COMMAND, ACCEL_RUNTIME_CHECK,
+#      RUNTIME_HINT, DEVICE_ARGS (one per line).
 qwen_diagnostics() {
   echo "qwen: last lines of journalctl -u qwen-prefetch:"
   journalctl -u qwen-prefetch --no-pager -n 15
-  echo "qwen: nvidia-smi says:"
-  nvidia-smi 2>&1 | tail -n 15
-  echo "qwen: last lines of /var/log/cloud-init-output.log:"
-  tail -n 20 /var/log/cloud-init-output.log
+  echo "qwen: the devices:"
+  accelerator_inventory 2>&1 | tail -n 15
+  if [ "$CLOUD_INIT_TIMEOUT" -gt 0 ]; then
+    echo "qwen: last lines of /var/log/cloud-init-output.log:"
+    tail -n 20 /var/log/cloud-init-output.log
+  fi
 }
-rc=0
-timeout "$CLOUD_INIT_TIMEOUT" cloud-init status --wait >/dev/null || rc=$?
-[ "$rc" -eq 0 ] || [ "$rc" -eq 2 ] || fail "cloud-init did not finish (cloud-init status exit $rc)"
+if [ "$CLOUD_INIT_TIMEOUT" -gt 0 ]; then
+  rc=0
+  timeout "$CLOUD_INIT_TIMEOUT" cloud-init status --wait >/dev/null || rc=$?
+  [ "$rc" -eq 0 ] || [ "$rc" -eq 2 ] || fail "cloud-init did not finish (cloud-init status exit $rc)"
+fi
 test -f /var/lib/qwen/bootstrap-done || fail "the node bootstrap did not finish (no /var/lib/qwen/bootstrap-done)"
 
 gpus_visible() {
-  local count
-  count=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | grep -c . || true)
-  [ "${count:-0}" -ge "$EXPECTED_GPUS" ]
+  [ "$(accelerator_count)" -ge "$EXPECTED_GPUS" ]
 }
-wait_until "$GPU_TIMEOUT" "nvidia-smi to show $EXPECTED_GPUS GPUs" gpus_visible
+wait_until "$GPU_TIMEOUT" "the host to show $EXPECTED_GPUS accelerator devices" gpus_visible
 
-runtimes=$(docker info --format '{{json .Runtimes}}')
-[[ "$runtimes" == *nvidia* ]] || fail "docker has no nvidia runtime; the NVIDIA container toolkit is not configured"
+bash -c "$ACCEL_RUNTIME_CHECK" || fail "docker cannot hand the devices to containers: $RUNTIME_HINT"
 # The prefetch service pulls the image (one puller, resumed after reboots); wait for it. A service
 # that failed earlier (say, a registry outage) gets one more chance; failing again ends the step.
 prefetch_retried=0
@@ -39,7 +43,16 @@ image_present() {
   docker image inspect "$IMAGE" >/dev/null 2>&1
 }
 wait_until "$IMAGE_PULL_TIMEOUT" "the image $IMAGE (pulled by qwen-prefetch)" image_present
-in_container=$(timeout 300 docker run --rm --gpus all --entrypoint nvidia-smi "$IMAGE" -L | grep -c '^GPU' || true)
-[ "$in_container" -ge "$EXPECTED_GPUS" ] || fail "a container sees $in_container GPUs, expected $EXPECTED_GPUS"
-progress "$EXPECTED_GPUS GPUs ready"
-nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv,noheader >&3
+# A single-architecture image of another architecture pulls with a warning and fails at its first exec.
+case "$(uname -m)" in
+  x86_64) host_arch=amd64 ;;
+  aarch64) host_arch=arm64 ;;
+  *) host_arch=$(uname -m) ;;
+esac
+image_arch=$(docker image inspect -f '{{ .Architecture }}' "$IMAGE")
+[ "$image_arch" = "$host_arch" ] || fail "the image $IMAGE is built for $image_arch and this host is $host_arch; use a tag built for $host_arch"
+accelerator_docker_args
+in_container=$(timeout 300 docker run --rm "${ACCEL_DOCKER_ARGS[@]}" --entrypoint bash "$IMAGE" -c "$ACCEL_COUNT_COMMAND" || true)
+[ "${in_container:-0}" -ge "$EXPECTED_GPUS" ] || fail "a container sees ${in_container:-0} devices, expected $EXPECTED_GPUS"
+progress "$EXPECTED_GPUS devices ready"
+accelerator_inventory >&3

@@ -3,14 +3,15 @@
 # Runs as soon as the machine answers SSH, so the pull and download overlap the rest of the
 # bootstrap. A change (new image or model) restarts the prefetch on the running machine: the
 # machine itself is never replaced for it.
-# Env: IMAGE, IMAGE_DISK_GB, PREFETCH_MODEL (0|1), MODEL_ID, MODEL_REVISION, MODEL_ROOT, MODEL_DIR.
+# Env: IMAGE, IMAGE_DISK_GB, PREFETCH_MODEL (0|1), MODEL_ID, MODEL_REVISION, MODEL_ROOT, MODEL_DIR,
+#      PRUNE_IMAGES (0|1: may remove other images to make room; never on a machine the team owns).
 qwen_diagnostics() {
   echo "qwen: last lines of journalctl -u qwen-prefetch:"
   journalctl -u qwen-prefetch --no-pager -n 20
 }
 install -d -m 755 /etc/qwen
 wanted=$(mktemp /etc/qwen/.prefetch.env.XXXXXX)  # same filesystem: the mv below is atomic
-for key in IMAGE IMAGE_DISK_GB PREFETCH_MODEL MODEL_ID MODEL_REVISION MODEL_ROOT MODEL_DIR; do
+for key in IMAGE IMAGE_DISK_GB PREFETCH_MODEL MODEL_ID MODEL_REVISION MODEL_ROOT MODEL_DIR PRUNE_IMAGES; do
   printf '%s=%q\n' "$key" "${!key}"
 done >"$wanted"
 if cmp -s "$wanted" /etc/qwen/prefetch.env && ! systemctl is-failed --quiet qwen-prefetch.service; then

@@ -1,18 +1,22 @@
 # shellcheck shell=bash
 # Step: run this node's Ray container (head or worker) in the serving image, restarted by docker
 # after a reboot or an eviction. Idempotent: a running container with the same settings is kept.
-# Env: RAY_ROLE (head|worker), IMAGE, NODE_IP, HEAD_IP, RAY_PORT, GPUS, PRIVATE_INTERFACE, MODEL_ROOT.
+# Env: RAY_ROLE (head|worker), IMAGE, NODE_IP, HEAD_IP, RAY_PORT, RAY_RESOURCE_ARGS (`ray start` flags
+#      declaring the devices, one per line), MODEL_ROOT, DEVICE_ARGS, CONTAINER_ENV (one per line).
 name=qwen-ray
 qwen_diagnostics() {
   echo "qwen: last lines of the $name container log:"
   docker logs --tail 40 "$name" 2>&1
 }
+mapfile -t resource_args <<<"$RAY_RESOURCE_ARGS"
+printf -v resources '%q ' "${resource_args[@]}"
 case "$RAY_ROLE" in
-  head) ray_cmd="ray start --block --head --port=$RAY_PORT --node-ip-address=$NODE_IP --dashboard-host=127.0.0.1 --num-gpus=$GPUS --disable-usage-stats" ;;
-  worker) ray_cmd="ray start --block --address=$HEAD_IP:$RAY_PORT --node-ip-address=$NODE_IP --num-gpus=$GPUS --disable-usage-stats" ;;
+  head) ray_cmd="ray start --block --head --port=$RAY_PORT --node-ip-address=$NODE_IP --dashboard-host=127.0.0.1 ${resources}--disable-usage-stats" ;;
+  worker) ray_cmd="ray start --block --address=$HEAD_IP:$RAY_PORT --node-ip-address=$NODE_IP ${resources}--disable-usage-stats" ;;
   *) fail "RAY_ROLE must be head or worker, got '$RAY_ROLE'" ;;
 esac
-want=$(config_digest "$IMAGE" "$ray_cmd" "$PRIVATE_INTERFACE" "$MODEL_ROOT")
+accelerator_docker_args
+want=$(config_digest "$IMAGE" "$ray_cmd" "${ACCEL_DOCKER_ARGS[@]}" "$MODEL_ROOT")
 if container_is_current "$name" "$want"; then
   progress "Ray $RAY_ROLE already running with these settings"
 else
@@ -21,8 +25,7 @@ else
   # Host network: Ray, NCCL and Gloo talk over the private interface. IPC host: vLLM's shared
   # memory. /tmp/ray is shared with the vLLM container, whose driver joins this Ray node.
   docker run -d --name "$name" --label "qwen.config=$want" --restart unless-stopped \
-    --network host --ipc host --gpus all \
-    -e VLLM_HOST_IP="$NODE_IP" -e NCCL_SOCKET_IFNAME="$PRIVATE_INTERFACE" -e GLOO_SOCKET_IFNAME="$PRIVATE_INTERFACE" \
+    --network host --ipc host "${ACCEL_DOCKER_ARGS[@]}" \
     -v "$MODEL_ROOT:$MODEL_ROOT:ro" -v /var/lib/qwen/ray:/tmp/ray \
     --entrypoint /bin/bash "$IMAGE" -c "$ray_cmd"
   progress "started Ray $RAY_ROLE"

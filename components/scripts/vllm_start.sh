@@ -2,7 +2,8 @@
 # Step (on the Ray head): run `vllm serve` in its own container, restarted by docker after a reboot
 # or an eviction. The API key arrives on stdin and is written only to root-only files.
 # Env: IMAGE, MODEL_DIR, MODEL_REVISION, MODEL_ROOT, SERVED_NAME, PORT, TP, PP, MAX_MODEL_LEN, GPU_MEMORY_UTILIZATION,
-#      NODE_IP, RAY_PORT, PRIVATE_INTERFACE, EXTRA_ARGS (one argument per line), MODEL_WAIT_TIMEOUT (seconds).
+#      NODE_IP, RAY_PORT, EXTRA_ARGS (one argument per line), MODEL_WAIT_TIMEOUT (seconds), EXECUTOR (mp: one
+#      host, no Ray; ray), LISTEN_ADDRESS, DEVICE_ARGS and CONTAINER_ENV (one per line), PRUNE_IMAGES (0|1).
 name=qwen-vllm
 qwen_diagnostics() {
   if [ -f /etc/systemd/system/qwen-prefetch.service ]; then
@@ -30,9 +31,9 @@ wait_until "$MODEL_WAIT_TIMEOUT" "the model weights (revision $MODEL_REVISION) i
 
 args=(serve "$MODEL_DIR"
   --served-model-name "$SERVED_NAME"
-  --host 0.0.0.0 --port "$PORT"
+  --host "$LISTEN_ADDRESS" --port "$PORT"
   --tensor-parallel-size "$TP" --pipeline-parallel-size "$PP"
-  --distributed-executor-backend ray
+  --distributed-executor-backend "$EXECUTOR"
   --max-model-len "$MAX_MODEL_LEN"
   --gpu-memory-utilization "$GPU_MEMORY_UTILIZATION")
 if [ -n "$EXTRA_ARGS" ]; then
@@ -40,21 +41,27 @@ if [ -n "$EXTRA_ARGS" ]; then
   args+=("${extra[@]}")
 fi
 
-want=$(config_digest "$IMAGE" "$key_digest" "$NODE_IP" "$PRIVATE_INTERFACE" "$MODEL_REVISION" "${args[@]}")
+accelerator_docker_args
+ray_args=()
+if [ "$EXECUTOR" = ray ]; then
+  # The driver joins the local Ray node through the shared /tmp/ray.
+  ray_args=(-e RAY_ADDRESS="$NODE_IP:$RAY_PORT" -v /var/lib/qwen/ray:/tmp/ray)
+fi
+want=$(config_digest "$IMAGE" "$key_digest" "$MODEL_REVISION" "${ACCEL_DOCKER_ARGS[@]}" "${ray_args[@]}" "${args[@]}")
 if container_is_current "$name" "$want"; then
   progress "vLLM already running with these settings"
 else
   docker rm -f "$name" 2>/dev/null || true
-  # The driver joins the local Ray node through the shared /tmp/ray; the key comes from the env file,
-  # so it is neither on a command line nor in `docker inspect`'s Cmd.
+  # The key comes from the env file, so it is neither on a command line nor in `docker inspect`'s Cmd.
   docker run -d --name "$name" --label "qwen.config=$want" --restart unless-stopped \
-    --network host --ipc host --gpus all \
+    --network host --ipc host "${ACCEL_DOCKER_ARGS[@]}" "${ray_args[@]}" \
     --env-file /etc/qwen/secrets/vllm.env \
-    -e RAY_ADDRESS="$NODE_IP:$RAY_PORT" -e VLLM_HOST_IP="$NODE_IP" \
-    -e NCCL_SOCKET_IFNAME="$PRIVATE_INTERFACE" -e GLOO_SOCKET_IFNAME="$PRIVATE_INTERFACE" \
-    -v "$MODEL_ROOT:$MODEL_ROOT:ro" -v /var/lib/qwen/ray:/tmp/ray \
+    -v "$MODEL_ROOT:$MODEL_ROOT:ro" \
     --entrypoint vllm "$IMAGE" "${args[@]}"
-  progress "started vllm serve $SERVED_NAME (tensor parallel $TP x pipeline parallel $PP)"
-  # Images no container uses any more (a previous serving image) only take disk space.
-  docker image prune -af >/dev/null || true
+  progress "started vllm serve $SERVED_NAME (tensor parallel $TP x pipeline parallel $PP, $EXECUTOR executor)"
+  # Images no container uses any more (a previous serving image) only take disk space. Never on a
+  # machine the team owns: its other images are theirs.
+  if [ "$PRUNE_IMAGES" = 1 ]; then
+    docker image prune -af >/dev/null || true
+  fi
 fi
