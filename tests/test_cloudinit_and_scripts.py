@@ -103,7 +103,7 @@ def fake_docker(tmp_path: Path, ray_status: str) -> dict:
 def test_ray_wait_gpus_script_reads_ray_status(tmp_path, fixture_name, gpus):
     body = (STEP_SCRIPTS / "ray_wait_gpus.sh").read_text()
     probe = body.split("wait_until")[0] + 'ray_gpu_total\n'
-    result = subprocess.run(["bash", "-c", probe], env=fake_docker(tmp_path, FIXTURES / fixture_name),
+    result = subprocess.run(["bash", "-c", probe], env={**fake_docker(tmp_path, FIXTURES / fixture_name), "RAY_RESOURCE": "GPU"},
                             capture_output=True, text=True)
     assert result.stdout.strip() == gpus, result.stderr
 
@@ -156,7 +156,8 @@ def run_prefetch_configure(tmp_path: Path, image: str, path_unit_enabled: bool,
     script = script.replace("/var/log/qwen", str(tmp_path / "log")).replace("/etc/qwen", str(tmp_path / "etc"))
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "QWEN_STEP": "prefetch", "QWEN_HOST": "h",
            "IMAGE": image, "IMAGE_DISK_GB": "30", "PREFETCH_MODEL": "1", "MODEL_ID": "Qwen/Qwen2.5-14B-Instruct", "MODEL_REVISION": "main",
-           "MODEL_ROOT": "/var/lib/qwen/models", "MODEL_DIR": "/var/lib/qwen/models/Qwen2.5-14B-Instruct"}
+           "MODEL_ROOT": "/var/lib/qwen/models", "MODEL_DIR": "/var/lib/qwen/models/Qwen2.5-14B-Instruct",
+           "PRUNE_IMAGES": "1"}
     return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
 
 
@@ -220,12 +221,13 @@ def run_benchmark_script(tmp_path: Path, warmups: str) -> tuple[subprocess.Compl
     docker = bin_dir / "docker"
     docker.write_text(FAKE_DOCKER_BENCH.format(calls=calls, fixture=FIXTURES / "vllm_bench_seed.json"))
     docker.chmod(0o755)
-    script = (STEP_SCRIPTS / "common.sh").read_text() + (STEP_SCRIPTS / "benchmark.sh").read_text()
+    script = "\n".join((STEP_SCRIPTS / name).read_text() for name in ("common.sh", "accelerator.sh", "benchmark.sh"))
     script = script.replace("/var/log/qwen", str(tmp_path / "log")).replace("/var/lib/qwen", str(tmp_path / "lib"))
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "QWEN_STEP": "benchmark-seed", "QWEN_HOST": "h",
            "IMAGE": "vllm/vllm-openai:v0.11.0", "MODEL_ROOT": "/m", "MODEL_DIR": "/m/Q", "SERVED_NAME": "Q",
            "PORT": "8000", "SCENARIO": "seed-10k-in-800-out-c1", "INPUT_LEN": "10000", "OUTPUT_LEN": "800",
-           "NUM_PROMPTS": "1", "CONCURRENCY": "1", "WARMUPS": warmups, "RUN_ID": "3", "BENCH_TIMEOUT": "60"}
+           "NUM_PROMPTS": "1", "CONCURRENCY": "1", "WARMUPS": warmups, "RUN_ID": "3", "BENCH_TIMEOUT": "60",
+           "DEVICE_ARGS": "--gpus\nall", "CONTAINER_ENV": ""}
     result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
     return result, calls.read_text().splitlines() if calls.exists() else []
 

@@ -105,12 +105,15 @@ def test_ray_steps_env(three):
         assert env["RAY_ROLE"] == role, name
         assert env["HEAD_IP"] == "10.30.0.10", name  # the head's private IP, never a public one
         assert env["NODE_IP"] == host.private_ip, name
-        assert env["RAY_PORT"] == str(RAY_PORT) and env["GPUS"] == "2", name
-        assert env["PRIVATE_INTERFACE"] == "ens5" and env["MODEL_ROOT"] == "/srv/models" and env["IMAGE"] == IMAGE
+        assert env["RAY_PORT"] == str(RAY_PORT) and env["RAY_RESOURCE_ARGS"] == "--num-gpus=2", name
+        assert env["DEVICE_ARGS"] == "--gpus\nall", name
+        assert env["CONTAINER_ENV"].splitlines() == [
+            f"VLLM_HOST_IP={host.private_ip}", "NCCL_SOCKET_IFNAME=ens5", "GLOO_SOCKET_IFNAME=ens5"], name
+        assert env["MODEL_ROOT"] == "/srv/models" and env["IMAGE"] == IMAGE
         assert required_env("ray_start.sh") <= set(env), name
     gpus = step_env(cmds["ray-gpus"].inputs["create"])
     assert gpus["QWEN_HOST"] == "gpu-n0" and gpus["QWEN_STEP"] == "ray-wait-gpus"
-    assert gpus["EXPECTED_GPUS"] == "6"  # 3 hosts x 2 GPUs
+    assert gpus["EXPECTED_GPUS"] == "6" and gpus["RAY_RESOURCE"] == "GPU"  # 3 hosts x 2 GPUs
     assert gpus["RAY_TIMEOUT"] == str(3 * 60)
     assert required_env("ray_wait_gpus.sh") <= set(gpus)
 
@@ -146,14 +149,14 @@ def test_gpu_total_is_parsed_from_ray_status():
                                    "ray-worker-gpu-n1", "ray-gpus"}
 
 
-def test_single_host_is_a_head_only_cluster():
+def test_single_host_starts_no_ray():
     captured: dict = {}
     run = build(1, captured)
     cmds = run.commands()
-    assert set(cmds) == {"ray-gpu-n0-node-ready", "ray-head", "ray-gpus"}
-    assert cmds["ray-head"].urn in cmds["ray-gpus"].dependencies
-    assert run.outputs["gpu_total"] == 2.0  # ray_status_1node.txt
-    assert captured["cluster"].worker_steps == []
+    assert set(cmds) == {"ray-gpu-n0-node-ready"}  # vLLM's mp executor serves; no Ray to start
+    assert run.outputs["ready_urn"] == cmds["ray-gpu-n0-node-ready"].urn
+    assert run.outputs["gpu_total"] == 2.0  # the node-ready step's device list
+    assert captured["cluster"].worker_steps == [] and not captured["cluster"].uses_ray
 
 
 def test_empty_host_list_is_refused():

@@ -83,8 +83,12 @@ def test_serve_env(run):
     assert env["MAX_MODEL_LEN"] == "16384" and env["GPU_MEMORY_UTILIZATION"] == "0.85"
     assert env["MODEL_ROOT"] == "/srv/models" and env["MODEL_DIR"] == "/srv/models/some-model"
     assert env["NODE_IP"] == "10.40.0.5" and env["RAY_PORT"] == str(RAY_PORT)
-    assert env["PRIVATE_INTERFACE"] == "ens6" and env["IMAGE"] == "registry.example/vllm:1"
+    assert env["IMAGE"] == "registry.example/vllm:1"
     assert env["MODEL_WAIT_TIMEOUT"] == "300"
+    # Ray across hosts (the default executor): the collectives' env names the private interface.
+    assert env["EXECUTOR"] == "ray" and env["LISTEN_ADDRESS"] == "0.0.0.0" and env["PRUNE_IMAGES"] == "1"
+    assert env["DEVICE_ARGS"] == "--gpus\nall"
+    assert env["CONTAINER_ENV"].splitlines() == ["VLLM_HOST_IP=10.40.0.5", "NCCL_SOCKET_IFNAME=ens6", "GLOO_SOCKET_IFNAME=ens6"]
     assert required_env("vllm_start.sh") <= set(env)
 
 

@@ -25,7 +25,9 @@ def test_preview_registers_everything_without_host_output(stack, monkeypatch):
     run = run_stack(stack, monkeypatch, mocks=PreviewMocks(), preview=True)
     commands = run.commands()
     assert any(name.startswith("bench-seed-") for name in commands)
-    assert {"vllm-serve", "vllm-health", "ray-head", "ray-gpus"} <= set(commands)
+    assert {"vllm-serve", "vllm-health"} <= set(commands)
+    # Ray only across several hosts (aliyun-l20); one VM serves with the mp executor.
+    assert ({"ray-head", "ray-gpus"} <= set(commands)) == (stack == "aliyun-l20")
     # every contract output is registered, their values simply unknown until `up`
     assert set(CONTRACT) <= set(run.exported)
     assert run.outputs == {}  # nothing resolvable: preview saw no host

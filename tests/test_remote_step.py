@@ -21,12 +21,23 @@ from tests.harness import run_pulumi, step_env
 TRICKY = "it's a \"quoted\" value with spaces; $(rm -rf /) `id` && echo $HOME\nsecond line"
 
 
+# The env each helper of accelerator.sh reads, required of a step that calls it.
+ACCELERATOR_HELPER_ENV = {
+    "accelerator_docker_args": {"DEVICE_ARGS"},  # CONTAINER_ENV may be unset: no env
+    "accelerator_count": {"ACCEL_COUNT_COMMAND"},
+    "accelerator_inventory": {"ACCEL_INVENTORY_COMMAND"},
+}
+
+
 def required_env(script: str) -> set[str]:
-    """Upper-case variables a step script (with common.sh) reads but does not assign itself."""
-    text = read_script("common.sh") + "\n" + read_script(script)
+    """Upper-case variables a step script (with common.sh) reads but does not assign itself, and the
+    env of the accelerator.sh helpers it calls."""
+    body = read_script(script)
+    text = read_script("common.sh") + "\n" + body
     referenced = set(re.findall(r"\$\{?([A-Z_][A-Z0-9_]*)", text))
-    assigned = set(re.findall(r"(?m)^\s*(?:local\s+|export\s+)?([A-Z_][A-Z0-9_]*)=", text))
-    return referenced - assigned - {"SECONDS", "HOME", "PATH"}
+    assigned = set(re.findall(r"(?m)^\s*(?:local\s+|export\s+)?([A-Z_][A-Z0-9_]*)=", text + read_script("accelerator.sh")))
+    helpers = set().union(*(env for helper, env in ACCELERATOR_HELPER_ENV.items() if re.search(rf"\b{helper}\b", body)))
+    return (referenced - assigned - {"SECONDS", "HOME", "PATH"}) | helpers
 
 
 def split(command: str) -> tuple[list[str], dict[str, str], list[str]]:
@@ -64,8 +75,9 @@ def test_common_sh_is_prepended_to_the_script():
     assert tail[:2] == ["bash", "-c"]
     body = tail[2]
     common = (SCRIPTS_DIR / "common.sh").read_text()
+    accelerator = (SCRIPTS_DIR / "accelerator.sh").read_text()
     script = (SCRIPTS_DIR / "vllm_health.sh").read_text()
-    assert body == common + "\n" + script
+    assert body == common + "\n" + accelerator + "\n" + script
     assert body.index("trap qwen_on_exit EXIT") < body.index(script)
     assert tail[3:] == ["vllm-health"]  # $0 names the step
     assert len(tail) == 4

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from stacks.outputs import CONTRACT
-from tests.harness import ROOT, TEST_CIDR, fixture, run_stack
+from tests.harness import ROOT, TEST_CIDR, fixture, run_stack, step_env
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +120,9 @@ def test_nothing_is_open_to_the_internet(run):
         assert rule["direction"] == "Inbound" and rule["access"] == "Allow"
         assert rule["sourceAddressPrefixes"] == [TEST_CIDR]
         assert "sourceAddressPrefix" not in rule
-    ray_head = run.commands()["ray-head"]
-    assert "--dashboard-host=127.0.0.1" in ray_head.inputs["create"]
+    # One VM: vLLM's mp executor and no Ray at all, so no Ray port or dashboard on the machine.
+    assert not [name for name in run.commands() if name.startswith("ray-") and not name.endswith("-node-ready")]
+    assert step_env(run.commands()["vllm-serve"].inputs["create"])["EXECUTOR"] == "mp"
 
 
 def test_bootstrap_order(run):
@@ -129,7 +130,7 @@ def test_bootstrap_order(run):
     ext = run.one("azure-native:compute:VirtualMachineExtension")
     cloud_init = cmds["gpu-cloud-init"]
     assert run.depends_on(ext, cloud_init), "the driver extension must wait for cloud-init's apt"
-    chain = ["ray-vm-qwen-nc48-node-ready", "ray-head", "ray-gpus", "vllm-serve", "vllm-health",
+    chain = ["ray-vm-qwen-nc48-node-ready", "vllm-serve", "vllm-health",
              "bench-seed-10k-in-800-out-c1", "bench-chat-1k-in-256-out-c8", "bench-batch-256-in-256-out-c192"]
     assert run.depends_on(cmds[chain[0]], ext)
     for earlier, later in zip(chain, chain[1:]):
