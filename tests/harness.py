@@ -23,6 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
 TEST_CIDR = "198.51.100.7/32"  # the operator's address in these tests (RFC 5737 documentation range)
 SECRET_SIG = rpc._special_secret_sig
+COMMAND_TYPES = ("command:remote:Command", "command:local:Command")
+# The private address host-setup reports for an owned host, by host name (default 192.168.50.10).
+OWNED_PRIVATE_IPS = {"atlas-a": "10.60.0.11", "atlas-b": "10.60.0.12"}
 
 
 def fixture(name: str) -> str:
@@ -137,7 +140,7 @@ class CloudMocks(pulumi.runtime.Mocks):
             state["privateIp"] = self._next_ip("172.18.190.")
         elif t == "alicloud:nas/mountTarget:MountTarget":
             state["mountTargetDomain"] = "0a1b2c3d4e-abc12.cn-hangzhou.nas.aliyuncs.com"
-        elif t == "command:remote:Command":
+        elif t in COMMAND_TYPES:
             state["stdout"] = self.command_stdout(step_env(args.inputs["create"]))
             state["stderr"] = ""
         return f"{args.name}-id", state
@@ -146,10 +149,21 @@ class CloudMocks(pulumi.runtime.Mocks):
         step = env["QWEN_STEP"]
         if step == "node-ready":
             gpus = int(env["EXPECTED_GPUS"])
-            rows = fixture("nvidia_smi_a100.csv" if "nc48" in env["QWEN_HOST"] else "nvidia_smi_l20.csv").splitlines()
+            if "npu-smi" in env["ACCEL_INVENTORY_COMMAND"]:
+                name = "npu_inventory_310p3.csv"
+            elif "4090" in env["QWEN_HOST"] or env["QWEN_HOST"] == "local":
+                name = "nvidia_smi_rtx4090.csv"
+            else:
+                name = "nvidia_smi_a100.csv" if "nc48" in env["QWEN_HOST"] else "nvidia_smi_l20.csv"
+            rows = fixture(name).splitlines()
             return "\n".join(rows[:gpus])
+        if step == "host-setup":
+            return json.dumps({"privateIp": OWNED_PRIVATE_IPS.get(env["QWEN_HOST"], "192.168.50.10"), "arch": "x86_64"})
         if step == "ray-wait-gpus":
-            return fixture("ray_status_1node.txt" if env["EXPECTED_GPUS"] == "2" else "ray_status_2nodes.txt")
+            text = fixture("ray_status_1node.txt" if env["EXPECTED_GPUS"] == "2" else "ray_status_2nodes.txt")
+            if env["RAY_RESOURCE"] != "GPU":  # a custom resource (NPU) is listed like GPUs, by its name
+                text = re.sub(r"0\.0/[\d.]+ GPU.*", f"0.0/{float(env['EXPECTED_GPUS'])} {env['RAY_RESOURCE']}", text)
+            return text
         if step == "vllm-health":
             return json.dumps({"models": [env["SERVED_NAME"]]})
         if step.startswith("benchmark-"):
@@ -199,7 +213,8 @@ class Run:
         return found[0]
 
     def commands(self) -> dict[str, Registration]:
-        return {r.name: r for r in self.of_type("command:remote:Command")}
+        """Every step, remote or local (the machine running pulumi)."""
+        return {r.name: r for r in self.resources if r.type in COMMAND_TYPES}
 
     def depends_on(self, later: Registration, earlier: Registration) -> bool:
         """True when `later` depends on `earlier` directly or through other resources."""
