@@ -83,9 +83,9 @@ class _Problems(ValueError):
     """Rules across the fields of one section: a list of (key inside the section, message)."""
 
 
-def _report(*problems: Optional[tuple[str, str]]) -> None:
-    if any(problems):
-        raise _Problems([p for p in problems if p])
+def _report(problems: list[tuple[str, str]]) -> None:
+    if problems:
+        raise _Problems(problems)
 
 
 def setting(default: Any = PydanticUndefined, doc: str = "", *, example: Any = None, shown: Optional[str] = None,
@@ -142,8 +142,9 @@ def _cidr(value: Any) -> str:
 
 
 def _number_as_text(value: Any) -> Any:
-    """YAML reads `runId: 2` or `minDriverVersion: 570` as numbers; they are text here."""
-    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+    """YAML reads `runId: 2` or `minDriverVersion: 570` as integers; they are text here (a float such as
+    `1.10` is refused instead: it already lost a digit)."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 def _extra_arg_problem(arg: str) -> Optional[str]:
@@ -226,22 +227,24 @@ class AccessSettings(_Section):
     def _rules(self, info: ValidationInfo) -> "AccessSettings":
         key, cloud, private_key = self.ssh_public_key, info.context["cloud"], info.context["private_key"]
         opt_in = f"`pulumi config set --path '{NAMESPACE}:access.allowAnySource' true -s <stack>`"
-        nets = [ipaddress.IPv4Network(c) for c in self.allowed_cidrs]
-        everyone = not self.allow_any_source and any(n.prefixlen == 0 for n in ipaddress.collapse_addresses(nets))
-        _report(
-            *((f"allowedCidrs[{i}]", "0.0.0.0/0 opens SSH and the API to the whole internet. Use your own address "
-               f"(x.y.z.w/32), or opt in explicitly with {opt_in}") for i, n in enumerate(nets)
-              if everyone and n.prefixlen == 0),
-            ("allowedCidrs", f"{', '.join(self.allowed_cidrs)} together cover the whole internet, which opens SSH and "
-             f"the API to everyone. List your own addresses, or opt in explicitly with {opt_in}")
-            if everyone and all(n.prefixlen for n in nets) else None,
-            ("sshPublicKey", "must be an OpenSSH public key line (ssh-rsa AAAA... or ssh-ed25519 AAAA...), or unset to "
-             "generate one") if key and not re.match(r"(ssh-rsa|ssh-dss|ssh-ed25519|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+", key)
-            else ("sshPublicKey", "Alibaba Cloud key pairs accept rsa, dsa and ecdsa keys only; give an ssh-rsa key, or "
-                  "unset it to generate one") if key and cloud == "aliyun" and key.startswith("ssh-ed25519") else None,
-            ("sshPublicKey", "is set, so the deployment needs its private key to run the bootstrap steps: "
-             f"`pulumi config set --secret {NAMESPACE}:sshPrivateKey < ~/.ssh/your_key -s <stack>` (or unset "
-             "sshPublicKey to generate a key)") if key is not None and private_key is None else None)
+        nets, problems = [ipaddress.IPv4Network(c) for c in self.allowed_cidrs], []
+        if not self.allow_any_source and any(n.prefixlen == 0 for n in ipaddress.collapse_addresses(nets)):
+            whole = [i for i, n in enumerate(nets) if n.prefixlen == 0]
+            problems += [(f"allowedCidrs[{i}]", "0.0.0.0/0 opens SSH and the API to the whole internet. Use your own "
+                          f"address (x.y.z.w/32), or opt in explicitly with {opt_in}") for i in whole] or [
+                ("allowedCidrs", f"{', '.join(self.allowed_cidrs)} together cover the whole internet, which opens SSH "
+                 f"and the API to everyone. List your own addresses, or opt in explicitly with {opt_in}")]
+        if key and not re.match(r"(ssh-rsa|ssh-dss|ssh-ed25519|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+", key):
+            problems.append(("sshPublicKey", "must be an OpenSSH public key line (ssh-rsa AAAA... or ssh-ed25519 "
+                             "AAAA...), or unset to generate one"))
+        elif key and cloud == "aliyun" and key.startswith("ssh-ed25519"):
+            problems.append(("sshPublicKey", "Alibaba Cloud key pairs accept rsa, dsa and ecdsa keys only; give an "
+                             "ssh-rsa key, or unset it to generate one"))
+        if key is not None and private_key is None:
+            problems.append(("sshPublicKey", "is set, so the deployment needs its private key to run the bootstrap "
+                             f"steps: `pulumi config set --secret {NAMESPACE}:sshPrivateKey < ~/.ssh/your_key -s <stack>` "
+                             "(or unset sshPublicKey to generate a key)"))
+        _report(problems)
         self._private_key = private_key if key is not None else None
         return self
 
@@ -271,10 +274,13 @@ class ModelSettings(_Section):
     @model_validator(mode="after")
     def _rules(self, info: ValidationInfo) -> "ModelSettings":
         native = self.spec.native_context
-        _report(("maxModelLen", f"{self.max_model_len} exceeds the {native} tokens {self.id} supports without rope "
-                 f"scaling; set it to {native} or less") if self.max_model_len > native else None,
-                ("source", "aliyun stacks download with ModelScope into the NAS; set it to modelscope")
-                if info.context["cloud"] == "aliyun" and self.source != "modelscope" else None)
+        problems = []
+        if self.max_model_len > native:
+            problems.append(("maxModelLen", f"{self.max_model_len} exceeds the {native} tokens {self.id} supports "
+                             f"without rope scaling; set it to {native} or less"))
+        if info.context["cloud"] == "aliyun" and self.source != "modelscope":
+            problems.append(("source", "aliyun stacks download with ModelScope into the NAS; set it to modelscope"))
+        _report(problems)
         return self
 
     @property
@@ -352,10 +358,10 @@ class BenchmarkSettings(_Section):
     @model_validator(mode="after")
     def _unique_names(self) -> "BenchmarkSettings":
         names = [s.name for s in self.extra_scenarios]
-        _report(*((f"scenarios[{i}].name", f"'{SEED_SCENARIO}' is the fixed seed scenario and always runs; pick "
-                   "another name") for i, name in enumerate(names) if name == SEED_SCENARIO),
-                *(("scenarios", f"scenario name '{dup}' is used twice; names must be unique")
-                  for dup in sorted({n for n in names if names.count(n) > 1})))
+        _report([(f"scenarios[{i}].name", f"'{SEED_SCENARIO}' is the fixed seed scenario and always runs; pick "
+                  "another name") for i, name in enumerate(names) if name == SEED_SCENARIO]
+                + [("scenarios", f"scenario name '{dup}' is used twice; names must be unique")
+                   for dup in sorted({n for n in names if names.count(n) > 1})])
         return self
 
     @property
@@ -425,10 +431,13 @@ class AzureSettings(_Section):
     @model_validator(mode="after")
     def _rules(self) -> "AzureSettings":
         vnet, subnet = ipaddress.IPv4Network(self.vnet_cidr), ipaddress.IPv4Network(self.subnet_cidr)
-        _report(("subnetCidr", f"{subnet} is not inside vnetCidr {vnet}; pick a subnet range within the VNet")
-                if not subnet.subnet_of(vnet) else None,
-                ("image.sku", f"'{self.image.sku}' is not a Gen2 image; NC A100 v4 sizes boot Gen2 images only (e.g. "
-                 "22_04-lts-gen2)") if "gen2" not in self.image.sku and "NC" in self.vm_size else None)
+        problems = []
+        if not subnet.subnet_of(vnet):
+            problems.append(("subnetCidr", f"{subnet} is not inside vnetCidr {vnet}; pick a subnet range within the VNet"))
+        if "gen2" not in self.image.sku and "NC" in self.vm_size:
+            problems.append(("image.sku", f"'{self.image.sku}' is not a Gen2 image; NC A100 v4 sizes boot Gen2 images "
+                             "only (e.g. 22_04-lts-gen2)"))
+        _report(problems)
         return self
 
     @property
@@ -478,8 +487,8 @@ class AliyunSettings(_Section):
     @model_validator(mode="after")
     def _rules(self) -> "AliyunSettings":
         vpc, vsw = ipaddress.IPv4Network(self.vpc_cidr), ipaddress.IPv4Network(self.vswitch_cidr)
-        _report(("vswitchCidr", f"{vsw} is not inside vpcCidr {vpc}; pick a vSwitch range within the VPC")
-                if not vsw.subnet_of(vpc) else None)
+        if not vsw.subnet_of(vpc):
+            _report([("vswitchCidr", f"{vsw} is not inside vpcCidr {vpc}; pick a vSwitch range within the VPC")])
         return self
 
     @property
@@ -558,7 +567,8 @@ def _message(error: Mapping[str, Any], stack: str) -> list[str]:
     elif kind == "literal_error":
         text = f"must be {ctx['expected']}, got {value!r}"
     elif kind.split("_")[0] in TYPE_NAMES:
-        text = f"must be {TYPE_NAMES[kind.split('_')[0]]}, got {value!r}"
+        quote = "; quote it in the stack file" if kind == "string_type" and isinstance(value, (int, float)) else ""
+        text = f"must be {TYPE_NAMES[kind.split('_')[0]]}, got {value!r}{quote}"
     else:
         text = error["msg"]
     return [f"{NAMESPACE}:{key}: {text.replace('-s <stack>', f'-s {stack}')}"]
@@ -617,8 +627,10 @@ def system_disk_needed_gb(serving: ServingSettings, weights_gb: float) -> float:
 def _check_disk(settings: Settings) -> list[str]:
     if settings.cloud == "azure":
         have, key, weights = settings.azure.os_disk_size_gb, "azure.osDiskSizeGb", settings.model.spec.weights_gb
-    else:
+    elif settings.cloud == "aliyun":
         have, key, weights = settings.aliyun.gpu_system_disk_gb, "aliyun.gpuSystemDiskGb", 0.0  # weights on the NAS
+    else:
+        raise ValueError(f"no disk rule for cloud {settings.cloud!r}")
     need, serving = system_disk_needed_gb(settings.serving, weights), settings.serving
     if need <= have:
         return []

@@ -316,6 +316,8 @@ HOLES = [
     ("aliyun-l20", _set("aliyun", systemDiskCategory="cloud_xyz"), "qwen:aliyun.systemDiskCategory", "cloud_essd"),
     ("aliyun-l20", _set("aliyun", modelscopeVersion=""), "qwen:aliyun.modelscopeVersion", "1.31.0"),
     ("aliyun-l20", _set("aliyun", stopDownloader="maybe"), "qwen:aliyun.stopDownloader", "true or false"),
+    ("uksouth", _set_nested("azure", "nvidiaDriver", typeHandlerVersion=1.10), "qwen:azure.nvidiaDriver.typeHandlerVersion",
+     "quote it"),
 ]
 
 
