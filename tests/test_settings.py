@@ -494,3 +494,28 @@ def test_settings_read_from_the_engine_config(monkeypatch):
     run_pulumi(lambda: loaded.update(s=load_settings()), stack="aliyun-l20", config=config)
     assert loaded["s"].stack == "aliyun-l20" and loaded["s"].serving.min_driver_version == "575"
     assert loaded["s"].aliyun.nas.models_subdir == "models"
+
+
+def test_settings_read_from_the_language_hosts_env(monkeypatch):
+    """`pulumi up` hands the program its config as the PULUMI_CONFIG JSON map (secret keys in
+    PULUMI_CONFIG_SECRET_KEYS); every qwen:* key in it is read, a secret one is never shown."""
+    import json
+
+    from stacks.settings import load_settings
+    from tests.harness import run_pulumi, stack_config
+
+    config = {**stack_config("uksouth"), "qwen:serving.image": "registry.example/vllm:v0.11.0-token123"}
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps(config))
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", json.dumps(["qwen:serving.image"]))
+    errors = []
+
+    def program():
+        try:
+            load_settings()
+        except SettingsError as err:
+            errors.append(err)
+
+    run_pulumi(program, stack="uksouth", config={})
+    assert len(errors) == 1 and len(errors[0].problems) == 1, errors
+    assert "`pulumi config set --secret --path 'qwen:serving.image' <value> -s uksouth`" in errors[0].problems[0]
+    assert "token123" not in str(errors[0])
