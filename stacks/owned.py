@@ -17,21 +17,20 @@ import pulumi
 from components.host_setup import HostSetup, HostSetupArgs
 from components.remote import GpuHost
 from stacks.outputs import StackOutputs
-from stacks.owned_settings import OwnedHost, OwnedSettings
 from stacks.serving import serve_and_measure
-from stacks.settings import Settings
+from stacks.settings import OwnedHostSettings, OwnedSettings, Settings
 
 LOOPBACK = "127.0.0.1"
 
 
-def private_key(owned: OwnedSettings) -> Optional[pulumi.Input[str]]:
-    """The SSH key: the secret qwen:sshPrivateKey, else the key file (read here, kept secret); None
-    when every host is the local machine."""
-    if all(h.local for h in owned.hosts):
+def private_key(settings: Settings) -> Optional[pulumi.Input[str]]:
+    """The SSH key: the secret qwen:sshPrivateKey, else qwen:access.sshKeyFile (read here, kept secret);
+    None when every host is the local machine."""
+    if all(h.local for h in settings.owned.hosts):
         return None
-    if owned.ssh_private_key is not None:
-        return pulumi.Output.secret(owned.ssh_private_key)
-    return pulumi.Output.secret(Path(os.path.expanduser(owned.ssh_key_file)).read_text())
+    if settings.ssh_private_key is not None:
+        return pulumi.Output.secret(settings.ssh_private_key)
+    return pulumi.Output.secret(Path(os.path.expanduser(settings.access.ssh_key_file)).read_text())
 
 
 def api_address(owned: OwnedSettings) -> str:
@@ -42,38 +41,38 @@ def api_address(owned: OwnedSettings) -> str:
     return LOOPBACK if head.local else head.address
 
 
-def ssh_command(owned: OwnedSettings, port: int) -> str:
+def ssh_command(owned: OwnedSettings, key_file: str, port: int) -> str:
     """SSH to the head (a tunnel to the API when it listens on the head's loopback); "" for local."""
     head = owned.hosts[0]
     if head.local:
         return ""
     tunnel = f" -L {port}:{LOOPBACK}:{port}" if owned.listen_address == LOOPBACK else ""
-    return f"ssh -i {owned.ssh_key_file}{tunnel} {head.user}@{head.address}"
+    return f"ssh -i {key_file}{tunnel} {head.user}@{head.address}"
 
 
-def owned_host(host: OwnedHost, owned: OwnedSettings, key: Optional[pulumi.Input[str]]) -> GpuHost:
+def owned_host(host: OwnedHostSettings, owned: OwnedSettings, key: Optional[pulumi.Input[str]]) -> GpuHost:
     address = LOOPBACK if host.local else host.address
     return GpuHost(
-        name=host.name, public_ip=address, private_ip=address, user=host.user, private_key=key or "",
+        name=host.name, public_ip=address, private_ip=address, user=host.user or "", private_key=key or "",
         gpu_count=host.count,
         # The machine stays the same while its address does; a new address re-runs every step.
         instance_id=f"owned:{host.address}",
         accelerator=owned.family, owned=True, local=host.local, container_env=owned.container_env,
-        private_interface=host.private_interface,
+        private_interface=host.private_interface or "",
     )
 
 
 def build(settings: Settings) -> StackOutputs:
     owned = settings.owned
     model_dir = f"{owned.model_root}/{settings.model.dir_name}"
-    key = private_key(owned)
+    key = private_key(settings)
     hosts = []
     for host in owned.hosts:
         setup = HostSetup(host.name, HostSetupArgs(
             host=owned_host(host, owned, key), accelerator=host.accelerator, image=settings.serving.image,
             image_disk_gb=math.ceil(settings.serving.image_pull_disk_gb), model_root=owned.model_root,
             model_dir=model_dir, model_revision=settings.model.revision,
-            model_disk_gb=math.ceil(settings.model.spec.weights_gb), private_interface=host.private_interface,
+            model_disk_gb=math.ceil(settings.model.spec.weights_gb), private_interface=host.private_interface or "",
         ))
         hosts.append(setup.host)
     serving = serve_and_measure(settings, hosts, owned.model_root, model_dir, prefetch_model=True,
@@ -84,7 +83,7 @@ def build(settings: Settings) -> StackOutputs:
         served_model=serving.service.served_model,
         api_key=serving.api_key,
         public_ip=hosts[0].public_ip,
-        ssh_command=ssh_command(owned, port),
+        ssh_command=ssh_command(owned, settings.access.ssh_key_file, port),
         nodes=serving.ray.nodes,
         tokens_per_second=serving.benchmark.tokens_per_second,
         benchmark=serving.benchmark.results,

@@ -1,26 +1,36 @@
 """The one place that reads stack configuration and turns it into typed, validated settings.
 
-``parse_settings`` is pure: it takes the raw ``qwen:*`` values (as loaded from the stack
-file) and returns ``Settings`` or raises ``SettingsError`` listing every problem, each
-naming the config key and the fix. ``load_settings`` feeds it from ``pulumi.Config``.
-Nothing here creates a resource, so a bad stack file fails before anything is bought.
+Each setting is one pydantic field: key (its camelCase alias), type, default, bounds and meaning (the README row).
+``parse_settings`` is pure: raw ``qwen:*`` values in, ``Settings`` out, or a ``SettingsError`` listing every problem
+with its key and fix. ``load_settings`` feeds it every ``qwen:*`` key the engine passed, so typos and keys set without
+``--path`` are refused too. Nothing here creates a resource, so a bad stack file fails before anything is bought.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
+import os
+import posixpath
 import re
-from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+import shlex
+import typing
+from typing import Annotated, Any, Literal, Mapping, Optional
 
 import pulumi
+from pulumi.runtime import config as runtime_config
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError,
+                      ValidationInfo, model_validator)
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticUndefined
 
+from components.accelerators import AcceleratorFamily, family_of, known_models
 from components.benchmark import Scenario
-from stacks.catalog import GPU_SIZES, MODELS, GpuSize, ModelSpec
-from stacks.owned_settings import OwnedSettings, parse_owned
+from stacks.catalog import ACCELERATORS, GPU_SIZES, MODELS, GpuSize, ModelSpec
 
 NAMESPACE = "qwen"
 CLOUDS = ("azure", "aliyun", "owned")
+LOCAL = "local"  # qwen:owned.hosts[].address of the machine that runs pulumi
 
 # Disk needed on a GPU node's system disk besides the image and weights (GB): the Ubuntu
 # base system, and the NVIDIA driver + DKMS build tools + container toolkit + docker.
@@ -31,312 +41,6 @@ DISK_HEADROOM_GB = 2.0
 GPU_RUNTIME_OVERHEAD_GB = 2.0
 
 SEED_SCENARIO = "seed-10k-in-800-out-c1"
-
-
-class SettingsError(pulumi.RunError):
-    """Invalid stack configuration; the message lists every problem with its key and fix."""
-
-    def __init__(self, stack: str, problems: list[str]):
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(
-            f"stack '{stack}' has {len(problems)} configuration problem(s); nothing was created:\n{lines}"
-        )
-
-
-# ---------------------------------------------------------------------------- typed settings
-
-
-@dataclass(frozen=True)
-class AccessSettings:
-    allowed_cidrs: tuple[str, ...]
-    ssh_public_key: Optional[str]
-    ssh_key_file: str
-    # The private half of ssh_public_key, from the secret `qwen:sshPrivateKey` (an Output in a real run).
-    ssh_private_key: Any = None
-
-
-@dataclass(frozen=True)
-class ModelSettings:
-    id: str
-    served_name: str
-    source: str  # "huggingface" | "modelscope"
-    revision: str
-    max_model_len: int
-    spec: ModelSpec
-
-    @property
-    def dir_name(self) -> str:
-        return self.id.split("/")[-1]
-
-
-@dataclass(frozen=True)
-class ServingSettings:
-    image: str
-    port: int
-    tensor_parallel_size: int
-    pipeline_parallel_size: int
-    gpu_memory_utilization: float
-    private_interface: str
-    model_wait_timeout_minutes: int
-    health_timeout_minutes: int
-    image_extracted_gb: float
-    image_largest_layer_gb: float
-    extra_args: tuple[str, ...]
-    container_toolkit_repo: str
-
-    @property
-    def image_pull_disk_gb(self) -> float:
-        """Disk a pull of the image needs: the image extracted plus its largest layer still compressed."""
-        return self.image_extracted_gb + self.image_largest_layer_gb
-
-
-@dataclass(frozen=True)
-class BenchmarkSettings:
-    run_id: str
-    timeout_minutes: int
-    scenarios: tuple[Scenario, ...]
-
-    @property
-    def seed(self) -> Scenario:
-        return next(s for s in self.scenarios if s.name == SEED_SCENARIO)
-
-
-@dataclass(frozen=True)
-class NvidiaExtensionSettings:
-    type_handler_version: str
-    settings: dict
-
-
-@dataclass(frozen=True)
-class AzureSettings:
-    location: str
-    resource_group_name: str
-    vnet_name: str
-    vnet_cidr: str
-    subnet_name: str
-    subnet_cidr: str
-    nsg_name: str
-    public_ip_name: str
-    nic_name: str
-    vm_name: str
-    vm_size: str
-    os_disk_size_gb: int
-    os_disk_type: str
-    admin_username: str
-    spot_max_price: float
-    eviction_policy: str
-    image: dict
-    nvidia_driver: NvidiaExtensionSettings
-    gpu: GpuSize
-
-
-@dataclass(frozen=True)
-class NasSettings:
-    storage_type: str
-    mount_dir: str
-    models_subdir: str
-
-
-@dataclass(frozen=True)
-class AliyunSettings:
-    name_prefix: str
-    vpc_cidr: str
-    vswitch_cidr: str
-    gpu_instance_type: str
-    gpu_node_count: int
-    gpu_system_disk_gb: int
-    downloader_instance_type: str
-    downloader_system_disk_gb: int
-    system_disk_category: str
-    internet_max_bandwidth_out: int
-    image_name_regex: str
-    image_id: Optional[str]
-    nvidia_driver_package: str
-    modelscope_version: str
-    download_timeout_hours: int
-    nas: NasSettings
-    gpu: GpuSize
-
-
-@dataclass(frozen=True)
-class Settings:
-    stack: str
-    cloud: str
-    access: AccessSettings
-    model: ModelSettings
-    serving: ServingSettings
-    benchmark: BenchmarkSettings
-    azure: Optional[AzureSettings] = None
-    aliyun: Optional[AliyunSettings] = None
-    owned: Optional[OwnedSettings] = None
-
-
-
-# ---------------------------------------------------------------------------- reading helpers
-
-
-class _Reader:
-    """Reads one config object, collecting problems instead of stopping at the first."""
-
-    def __init__(self, key: str, raw: Any, problems: list[str]):
-        self.key = key
-        self.problems = problems
-        if raw is None:
-            raw = {}
-        if not isinstance(raw, Mapping):
-            problems.append(f"{NAMESPACE}:{key} must be an object (a YAML mapping), got {type(raw).__name__}")
-            raw = {}
-        self.raw = raw
-
-    def _full(self, name: str) -> str:
-        return f"{NAMESPACE}:{self.key}.{name}"
-
-    def problem(self, name: str, message: str) -> None:
-        self.problems.append(f"{self._full(name)}: {message}")
-
-    def _get(self, name: str, default: Any, required: bool, kind: type | tuple, hint: str) -> Any:
-        if name not in self.raw or self.raw[name] is None:
-            if required:
-                self.problem(name, f"is required. Set it: {hint}" if hint else "is required")
-            return default
-        value = self.raw[name]
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if kind is int and isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            value = int(value)
-        if isinstance(value, bool) and kind is not bool:
-            self.problem(name, f"must be {getattr(kind, '__name__', kind)}, got a boolean")
-            return default
-        if not isinstance(value, kind):
-            self.problem(name, f"must be {getattr(kind, '__name__', kind)}, got {value!r}")
-            return default
-        return value
-
-    def str(self, name: str, default: Optional[str] = None, required: bool = False, hint: str = "") -> Any:
-        return self._get(name, default, required, str, hint)
-
-    def int(self, name: str, default: Optional[int] = None, required: bool = False,
-            minimum: Optional[int] = None, maximum: Optional[int] = None) -> Any:
-        value = self._get(name, default, required, int, "")
-        if isinstance(value, int):
-            if minimum is not None and value < minimum:
-                self.problem(name, f"must be at least {minimum}, got {value}")
-            if maximum is not None and value > maximum:
-                self.problem(name, f"must be at most {maximum}, got {value}")
-        return value
-
-    def float(self, name: str, default: Optional[float] = None, required: bool = False) -> Any:
-        return self._get(name, default, required, float, "")
-
-    def bool(self, name: str, default: bool = False) -> Any:
-        return self._get(name, default, False, bool, "")
-
-    def list(self, name: str, default: Optional[list] = None) -> list:
-        value = self._get(name, default if default is not None else [], False, list, "")
-        return value
-
-    def obj(self, name: str) -> "_Reader":
-        return _Reader(f"{self.key}.{name}", self.raw.get(name), self.problems)
-
-    def unknown_keys(self, known: set[str]) -> None:
-        for name in sorted(set(self.raw) - known):
-            self.problem(name, f"is not a known setting (known: {', '.join(sorted(known))}); check its spelling")
-
-
-def _check_cidr(reader: _Reader, name: str, value: Optional[str]) -> Optional[ipaddress.IPv4Network]:
-    if value is None:
-        return None
-    try:
-        return ipaddress.IPv4Network(value, strict=True)
-    except ValueError as err:
-        reader.problem(name, f"'{value}' is not a valid IPv4 CIDR ({err}); write it like 10.10.0.0/16 with the host bits zero")
-        return None
-
-
-def _check_name(reader: _Reader, name: str, value: Optional[str], pattern: str, rule: str) -> None:
-    if value is not None and not re.fullmatch(pattern, value):
-        reader.problem(name, f"'{value}' is not a valid name: {rule}")
-
-
-AZURE_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}[A-Za-z0-9_]"
-AZURE_NAME_RULE = "1-64 letters, digits, '_', '.', '-', starting with a letter or digit"
-
-
-# ---------------------------------------------------------------------------- sections
-
-
-def _parse_access(raw: Any, stack: str, cloud: Any, problems: list[str], private_key: Any) -> AccessSettings:
-    r = _Reader("access", raw, problems)
-    r.unknown_keys({"allowedCidrs", "allowAnySource", "sshPublicKey", "sshKeyFile"})
-    cidrs = r.list("allowedCidrs")
-    allow_any = r.bool("allowAnySource", False)
-    # Owned machines get no firewall from this program: the list would guard nothing there.
-    if not cidrs and cloud != "owned":
-        r.problem(
-            "allowedCidrs",
-            "is required: the source addresses allowed to reach SSH and the API port. Set yours with "
-            f"`pulumi config set --path '{NAMESPACE}:access.allowedCidrs[0]' $(curl -s ifconfig.me)/32 -s {stack}`",
-        )
-    checked: list[str] = []
-    for i, cidr in enumerate(cidrs):
-        item = f"allowedCidrs[{i}]"
-        if not isinstance(cidr, str):
-            r.problem(item, f"must be a CIDR string, got {cidr!r}")
-            continue
-        net = _check_cidr(r, item, cidr)
-        if net is None:
-            continue
-        if net.prefixlen == 0 and not allow_any:
-            r.problem(
-                item,
-                "0.0.0.0/0 opens SSH and the API to the whole internet. Use your own address "
-                f"(x.y.z.w/32), or opt in explicitly with `pulumi config set --path '{NAMESPACE}:access.allowAnySource' true`",
-            )
-        checked.append(str(net))
-    public_key = r.str("sshPublicKey")
-    if public_key is not None and not re.match(r"^(ssh-rsa|ssh-ed25519|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+", public_key):
-        r.problem("sshPublicKey", "must be an OpenSSH public key line (ssh-rsa AAAA... or ssh-ed25519 AAAA...), or unset to generate one")
-    elif public_key is not None and cloud == "aliyun" and public_key.startswith("ssh-ed25519"):
-        r.problem("sshPublicKey", "Alibaba Cloud key pairs accept rsa, dsa and ecdsa keys only; give an ssh-rsa key, or unset it to generate one")
-    if public_key is not None and private_key is None:
-        r.problem(
-            "sshPublicKey",
-            "is set, so the deployment needs its private key to run the bootstrap steps: "
-            f"`pulumi config set --secret {NAMESPACE}:sshPrivateKey < ~/.ssh/your_key -s {stack}` (or unset sshPublicKey to generate a key)",
-        )
-    key_file = r.str("sshKeyFile", f"~/.ssh/qwen-{stack}.pem")
-    return AccessSettings(tuple(checked), public_key, key_file, private_key if public_key else None)
-
-
-def _parse_model(raw: Any, problems: list[str]) -> Optional[ModelSettings]:
-    r = _Reader("model", raw, problems)
-    r.unknown_keys({"id", "servedName", "source", "revision", "maxModelLen"})
-    model_id = r.str("id", required=True, hint=f"`pulumi config set --path {NAMESPACE}:model.id Qwen/Qwen2.5-14B-Instruct`")
-    source = r.str("source", "huggingface")
-    if source not in ("huggingface", "modelscope"):
-        r.problem("source", f"must be 'huggingface' or 'modelscope', got '{source}'")
-    spec = MODELS.get(model_id) if model_id else None
-    if model_id and spec is None:
-        r.problem("id", f"'{model_id}' is not in the model catalog (known: {', '.join(MODELS)}); add its numbers to stacks/catalog.py")
-    max_len = r.int("maxModelLen", spec.native_context if spec else None, minimum=256)
-    if spec and isinstance(max_len, int) and max_len > spec.native_context:
-        r.problem(
-            "maxModelLen",
-            f"{max_len} exceeds the {spec.native_context} tokens {model_id} supports without rope scaling; "
-            f"set it to {spec.native_context} or less",
-        )
-    if not model_id or spec is None:
-        return None
-    return ModelSettings(
-        id=model_id,
-        served_name=r.str("servedName", model_id),
-        source=source,
-        revision=r.str("revision", "main"),
-        max_model_len=max_len,
-        spec=spec,
-    )
-
 
 # `vllm serve` flags the program sets itself, with what sets them; extraArgs may not override them.
 MANAGED_VLLM_FLAGS = {
@@ -351,248 +55,641 @@ MANAGED_VLLM_FLAGS = {
 RAY_PORTS = {6379, 8265, 10001, 52365}
 RAY_WORKER_PORTS = range(10002, 20000)
 
+# Public Azure regions (`az account list-locations --query "[].name"`, physical regions only).
+AZURE_REGIONS = frozenset("""
+    australiacentral australiacentral2 australiaeast australiasoutheast austriaeast belgiumcentral brazilsouth
+    brazilsoutheast canadacentral canadaeast centralindia centralus chilecentral denmarkeast eastasia eastus eastus2
+    francecentral francesouth germanynorth germanywestcentral indonesiacentral israelcentral italynorth japaneast
+    japanwest koreacentral koreasouth malaysiawest mexicocentral newzealandnorth northcentralus northeurope norwayeast
+    norwaywest polandcentral qatarcentral southafricanorth southafricawest southcentralus southeastasia southindia
+    spaincentral swedencentral swedensouth switzerlandnorth switzerlandwest uaecentral uaenorth uksouth ukwest
+    westcentralus westeurope westindia westus westus2 westus3
+""".split())
+AZURE_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}[A-Za-z0-9_]"
+AZURE_NAME_RULE = "1-64 letters, digits, '_', '.', '-', starting with a letter or digit"
+# Directories a NAS must never be mounted on (or, for the first group, under).
+SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/run", "/sbin",
+                "/sys", "/usr")
+SYSTEM_DIRS = (*SYSTEM_TREES, "/", "/home", "/opt", "/root", "/snap", "/srv", "/tmp", "/var", "/var/lib")
 
-def _managed_flag(arg: str) -> Optional[str]:
+
+class SettingsError(pulumi.RunError):
+    """Invalid stack configuration; the message lists every problem with its key and fix."""
+
+    def __init__(self, stack: str, problems: list[str]):
+        self.problems = problems
+        super().__init__(f"stack '{stack}' has {len(problems)} configuration problem(s); nothing was created:\n"
+                         + "\n".join(f"  - {p}" for p in problems))
+
+
+class _Problems(ValueError):
+    """Rules across the fields of one section: a list of (key inside the section, message)."""
+
+
+def _report(problems: list[tuple[str, str]]) -> None:
+    if problems:
+        raise _Problems(problems)
+
+
+def setting(default: Any = PydanticUndefined, doc: str = "", *, example: Any = None, shown: Optional[str] = None,
+            **bounds: Any) -> Any:
+    """Declare one setting: its default (none: required), what it means (the README's row), an example
+    value for the fix of a missing one, how the README shows a computed default, and its bounds."""
+    extra = {k: v for k, v in (("example", example), ("shown", shown)) if v is not None}
+    bounds.setdefault("validate_default", isinstance(default, dict))  # a missing section still checks its keys
+    return Field(default, description=doc, json_schema_extra=extra or None, **bounds)
+
+
+def _rule(check: typing.Callable[[Any], Optional[str]]) -> AfterValidator:
+    """A rule on one value: `check` returns the problem, or None."""
+    def validate(value: Any) -> Any:
+        if value is not None and check(value):
+            raise ValueError(check(value))
+        return value
+    return AfterValidator(validate)
+
+
+def _matches(pattern: str, problem: str) -> AfterValidator:
+    return _rule(lambda v: None if re.fullmatch(pattern, v) else problem.format(v=v))
+
+
+def _one_of(known: typing.Collection[str], problem: str) -> AfterValidator:
+    return _rule(lambda v: None if v in known else problem.format(v=v, known=", ".join(known)))
+
+
+def _non_empty(fix: str) -> AfterValidator:
+    return _rule(lambda v: f"is empty; {fix}" if not v.strip() else f"'{v}' holds whitespace; {fix}"
+                 if re.search(r"\s", v) else None)
+
+
+def _image_problem(image: str) -> Optional[str]:
+    if not image.strip() or re.search(r"\s", image):
+        return f"'{image}' is empty or holds whitespace; write a pinned image such as vllm/vllm-openai:v0.11.0"
+    name, _, digest = image.partition("@")
+    repository, _, tag = name.rpartition(":") if ":" in name.rsplit("/", 1)[-1] else (name, "", "")
+    if not re.fullmatch(r"([A-Za-z0-9.-]+(:\d+)?/)?[a-z0-9]+([._-]+[a-z0-9]+)*(/[a-z0-9]+([._-]+[a-z0-9]+)*)*", repository) \
+            or (digest and not re.fullmatch(r"sha256:[0-9a-f]{64}", digest)) or (tag and not re.fullmatch(r"\w[\w.-]{0,127}", tag)):
+        return f"'{image}' is not an image reference like vllm/vllm-openai:v0.11.0 or registry:5000/repo@sha256:<64 hex>"
+    if not digest and (not tag or tag.lower() == "latest"):
+        return f"'{image}' must be pinned to a version tag or a digest (for example vllm/vllm-openai:v0.11.0), not latest or untagged"
+    return None
+
+
+def _cidr(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a CIDR string, got {value!r}")
+    try:
+        return str(ipaddress.IPv4Network(value, strict=True))
+    except ValueError as err:
+        raise ValueError(f"'{value}' is not a valid IPv4 CIDR ({err}); write it like 10.10.0.0/16 with the host bits zero")
+
+
+def _number_as_text(value: Any) -> Any:
+    """YAML reads `runId: 2` or `minDriverVersion: 570` as integers; they are text here (a float such as
+    `1.10` is refused instead: it already lost a digit)."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _extra_arg_problem(arg: str) -> Optional[str]:
     flag = arg.split("=", 1)[0]
-    flag = flag.replace("_", "-") if flag.startswith("--") else flag
-    return MANAGED_VLLM_FLAGS.get(flag)
+    managed = MANAGED_VLLM_FLAGS.get(flag.replace("_", "-") if flag.startswith("--") else flag)
+    if re.search(r"\s", arg):
+        return f"'{arg}' holds whitespace; give a flag and its value as two items or as --flag=value"
+    return f"'{arg}' is set by the program ({managed}); remove it from extraArgs" if managed else None
 
 
-def _parse_serving(raw: Any, problems: list[str]) -> ServingSettings:
-    r = _Reader("serving", raw, problems)
-    r.unknown_keys({
-        "image", "port", "tensorParallelSize", "pipelineParallelSize", "gpuMemoryUtilization",
-        "privateInterface", "modelWaitTimeoutMinutes", "healthTimeoutMinutes", "imageExtractedGb",
-        "imageLargestLayerGb", "extraArgs", "containerToolkitRepo",
-    })
-    image = r.str("image", required=True, hint=f"`pulumi config set --path {NAMESPACE}:serving.image vllm/vllm-openai:v0.11.0`")
-    if image and (":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest")):
-        r.problem("image", f"'{image}' must be pinned to a version tag (for example vllm/vllm-openai:v0.11.0), not latest or untagged")
-    util = r.float("gpuMemoryUtilization", 0.9)
-    if isinstance(util, float) and not 0.1 <= util <= 0.98:
-        r.problem("gpuMemoryUtilization", f"must be between 0.1 and 0.98, got {util}")
-    iface = r.str("privateInterface", "eth0")
-    if iface and not re.fullmatch(r"[a-z0-9]{1,15}", iface):
-        r.problem("privateInterface", f"'{iface}' is not a network interface name such as eth0")
-    extra = r.list("extraArgs")
-    for i, arg in enumerate(extra):
-        if not isinstance(arg, str):
-            r.problem(f"extraArgs[{i}]", f"must be a string, got {arg!r}")
-        elif re.search(r"\s", arg):
-            r.problem(f"extraArgs[{i}]", f"'{arg}' holds whitespace; give a flag and its value as two items or as --flag=value")
-        elif _managed_flag(arg):
-            r.problem(f"extraArgs[{i}]", f"'{arg}' is set by the program ({_managed_flag(arg)}); remove it from extraArgs")
-    toolkit_repo = r.str("containerToolkitRepo", "https://nvidia.github.io/libnvidia-container")
-    if toolkit_repo and not re.fullmatch(r"https://[A-Za-z0-9.-]+(:\d+)?(/[\w./-]*)?", toolkit_repo):
-        r.problem("containerToolkitRepo", f"'{toolkit_repo}' must be an https URL of NVIDIA's libnvidia-container apt repository or a mirror")
-    port = r.int("port", 8000, minimum=1024, maximum=65535)
-    if isinstance(port, int) and (port in RAY_PORTS or port in RAY_WORKER_PORTS):
-        r.problem("port", f"{port} is one of Ray's ports on the same host network (6379, 8265, 10001, 52365, 10002-19999); use e.g. 8000")
-    return ServingSettings(
-        image=image,
-        port=port,
-        tensor_parallel_size=r.int("tensorParallelSize", required=True, minimum=1),
-        pipeline_parallel_size=r.int("pipelineParallelSize", 1, minimum=1),
-        gpu_memory_utilization=util,
-        private_interface=iface,
-        model_wait_timeout_minutes=r.int("modelWaitTimeoutMinutes", 90, minimum=5),
-        health_timeout_minutes=r.int("healthTimeoutMinutes", 40, minimum=5),
-        image_extracted_gb=r.float("imageExtractedGb", 24.0),
-        image_largest_layer_gb=r.float("imageLargestLayerGb", 6.0),
-        extra_args=tuple(a for a in extra if isinstance(a, str)),
-        container_toolkit_repo=toolkit_repo,
-    )
+def _mount_dir_problem(path: str) -> Optional[str]:
+    if not re.fullmatch(r"/[A-Za-z0-9_/.-]*", path) or posixpath.normpath(path) != path:
+        return f"'{path}' must be an absolute path, written normalized, such as /mnt"
+    if path in SYSTEM_DIRS or any(path.startswith(tree + "/") for tree in SYSTEM_TREES):
+        return f"'{path}' is a system directory; mounting the NAS there hides it. Use a directory of its own such as /mnt"
+    return None
 
 
+def _regex_problem(regex: str) -> Optional[str]:
+    try:
+        re.compile(regex)
+    except re.error as err:
+        return f"is not a valid regular expression: {err}"
+    return None
+
+
+ImageRef = Annotated[str, _rule(_image_problem)]
+Cidr = Annotated[str, BeforeValidator(_cidr)]
+Text = Annotated[str, BeforeValidator(_number_as_text)]
+AzureName = Annotated[str, _matches(AZURE_NAME, f"'{{v}}' is not a valid name: {AZURE_NAME_RULE}")]
+GpuSizeName = Annotated[str, _one_of(GPU_SIZES, "'{v}' is not in the GPU size catalog (known: {known}); "
+                                                "add it to stacks/catalog.py")]
+
+
+def _without_nulls(data: Any) -> Any:
+    return {k: v for k, v in data.items() if v is not None} if isinstance(data, Mapping) else data
+
+
+class _Section(BaseModel):
+    """A config object: camelCase keys, unknown keys refused, unset (null) values take the default."""
+
+    model_config = ConfigDict(alias_generator=to_camel, extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_nulls(cls, data: Any) -> Any:
+        return _without_nulls(data)
+
+
+# ---------------------------------------------------------------------------- sections
+
+
+class AccessSettings(_Section):
+    allowed_cidrs: tuple[Cidr, ...] = setting(
+        (), "source CIDRs allowed to SSH and the API port; CIDRs that cover the whole internet (`0.0.0.0/0`, or "
+        "`0.0.0.0/1` + `128.0.0.0/1`) are refused unless `allowAnySource: true`; unused on owned stacks (no firewall "
+        "is made there)", shown="(required; not on owned)")
+    allow_any_source: bool = setting(False, "explicit opt-in to the whole internet")
+    ssh_public_key: Optional[str] = setting(
+        None, "an OpenSSH public key; then `qwen:sshPrivateKey` (secret) must hold its private key. Alibaba Cloud "
+        "accepts RSA, DSA and ECDSA keys, not ed25519", shown="generated (RSA 4096)")
+    ssh_key_file: str = setting(None, "where you keep the private key (used in `sshCommand`)",
+                                shown="`~/.ssh/qwen-<stack>.pem`")
+    _private_key: Any = PrivateAttr(None)
+
+    @property
+    def ssh_private_key(self) -> Any:
+        """The private half of ssh_public_key, from the secret `qwen:sshPrivateKey` (an Output in a real run)."""
+        return self._private_key
+
+    @model_validator(mode="before")
+    @classmethod
+    def _key_file_default(cls, data: Any, info: ValidationInfo) -> Any:
+        data = _without_nulls(data)
+        return {"sshKeyFile": f"~/.ssh/qwen-{info.context['stack']}.pem", **data} if isinstance(data, Mapping) else data
+
+    @model_validator(mode="after")
+    def _rules(self, info: ValidationInfo) -> "AccessSettings":
+        key, cloud, private_key = self.ssh_public_key, info.context["cloud"], info.context["private_key"]
+        opt_in = f"`pulumi config set --path '{NAMESPACE}:access.allowAnySource' true -s <stack>`"
+        nets, problems = [ipaddress.IPv4Network(c) for c in self.allowed_cidrs], []
+        if not nets and cloud != "owned":
+            problems.append(("allowedCidrs", "is required: the source addresses allowed to reach SSH and the API port. "
+                             f"Set yours with `pulumi config set --path '{NAMESPACE}:access.allowedCidrs[0]' "
+                             "$(curl -s ifconfig.me)/32 -s <stack>`"))
+        if not self.allow_any_source and any(n.prefixlen == 0 for n in ipaddress.collapse_addresses(nets)):
+            whole = [i for i, n in enumerate(nets) if n.prefixlen == 0]
+            problems += [(f"allowedCidrs[{i}]", "0.0.0.0/0 opens SSH and the API to the whole internet. Use your own "
+                          f"address (x.y.z.w/32), or opt in explicitly with {opt_in}") for i in whole] or [
+                ("allowedCidrs", f"{', '.join(self.allowed_cidrs)} together cover the whole internet, which opens SSH "
+                 f"and the API to everyone. List your own addresses, or opt in explicitly with {opt_in}")]
+        if key and not re.match(r"(ssh-rsa|ssh-dss|ssh-ed25519|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+", key):
+            problems.append(("sshPublicKey", "must be an OpenSSH public key line (ssh-rsa AAAA... or ssh-ed25519 "
+                             "AAAA...), or unset to generate one"))
+        elif key and cloud == "aliyun" and key.startswith("ssh-ed25519"):
+            problems.append(("sshPublicKey", "Alibaba Cloud key pairs accept rsa, dsa and ecdsa keys only; give an "
+                             "ssh-rsa key, or unset it to generate one"))
+        if key is not None and private_key is None:
+            problems.append(("sshPublicKey", "is set, so the deployment needs its private key to run the bootstrap "
+                             f"steps: `pulumi config set --secret {NAMESPACE}:sshPrivateKey < ~/.ssh/your_key -s <stack>` "
+                             "(or unset sshPublicKey to generate a key)"))
+        _report(problems)
+        self._private_key = private_key if key is not None else None
+        return self
+
+
+class ModelSettings(_Section):
+    id: Annotated[str, _one_of(MODELS, "'{v}' is not in the model catalog (known: {known}); add its numbers to "
+                                       "stacks/catalog.py")] = setting(
+        doc="model in `stacks/catalog.py`", example="Qwen/Qwen2.5-14B-Instruct")
+    served_name: Annotated[str, _non_empty("unset it to serve under model.id")] = setting(
+        None, "name clients send", shown="`model.id`")
+    source: Literal["huggingface", "modelscope"] = setting(
+        "huggingface", "`huggingface` (weights on the machine's disk; Azure, owned) or `modelscope` (weights on the "
+        "NAS, Aliyun)")
+    revision: Annotated[str, _non_empty("give a hub branch, tag or commit such as main")] = setting(
+        "main", "hub revision")
+    max_model_len: int = setting(
+        None, "refused above the model's native 32,768, or when one such sequence plus the weights cannot fit the GPUs",
+        shown="model's native context", ge=256)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_from_id(cls, data: Any) -> Any:
+        data = _without_nulls(data)
+        if isinstance(data, Mapping) and data.get("id") in MODELS:
+            data = {"servedName": data["id"], "maxModelLen": MODELS[data["id"]].native_context, **data}
+        return data
+
+    @model_validator(mode="after")
+    def _rules(self, info: ValidationInfo) -> "ModelSettings":
+        native = self.spec.native_context
+        problems = []
+        if self.max_model_len > native:
+            problems.append(("maxModelLen", f"{self.max_model_len} exceeds the {native} tokens {self.id} supports "
+                             f"without rope scaling; set it to {native} or less"))
+        if info.context["cloud"] == "aliyun" and self.source != "modelscope":
+            problems.append(("source", "aliyun stacks download with ModelScope into the NAS; set it to modelscope"))
+        if info.context["cloud"] == "owned" and self.source != "huggingface":
+            problems.append(("source", "owned machines download the weights from Hugging Face to their own disk; set "
+                             "it to huggingface"))
+        _report(problems)
+        return self
+
+    @property
+    def spec(self) -> ModelSpec:
+        return MODELS[self.id]
+
+    @property
+    def dir_name(self) -> str:
+        return self.id.split("/")[-1]
+
+
+class ServingSettings(_Section):
+    image: ImageRef = setting(doc="pinned serving image (`repo:tag` or `repo@sha256:...`); a registry mirror of the "
+                              "same tag works (e.g. for mainland China)", example="vllm/vllm-openai:v0.11.0",
+                              shown="(required; owned: the accelerator family's)")
+    proxy_image: ImageRef = setting("nginx:1.28.0-alpine", "pinned image of the TLS reverse proxy in front of vLLM")
+    port: Annotated[int, _rule(lambda v: f"{v} is one of Ray's ports on the same host network (6379, 8265, 10001, 52365, "
+                               "10002-19999); use e.g. 8000" if v in RAY_PORTS or v in RAY_WORKER_PORTS else None)] = setting(
+        8000, "API port; ports below 1024 and Ray's ports (6379, 8265, 10001, 52365, 10002-19999) are refused",
+        ge=1024, le=65535)
+    tensor_parallel_size: int = setting(doc="must equal the GPUs per node", example=2, ge=1)
+    pipeline_parallel_size: int = setting(1, "must equal the GPU nodes", ge=1)
+    gpu_memory_utilization: float = setting(0.9, "vLLM's share of GPU memory", ge=0.1, le=0.98)
+    private_interface: Annotated[str, _matches(r"[a-z0-9]{1,15}", "'{v}' is not a network interface name such as "
+                                               "eth0")] = setting("eth0", "NIC for NCCL/Gloo")
+    model_wait_timeout_minutes: int = setting(90, "wait for the weights before serving", ge=5)
+    health_timeout_minutes: int = setting(40, "wait for `/health`", ge=5)
+    image_extracted_gb: float = setting(24.0, "the image's disk footprint extracted (an estimate for v0.11.0; measure "
+                                        "with `docker image inspect`), used by the disk check", gt=0)
+    image_largest_layer_gb: float = setting(6.0, "its largest layer, held compressed while pulling", gt=0)
+    extra_args: tuple[Annotated[str, _rule(_extra_arg_problem)], ...] = setting(
+        (), "more `vllm serve` flags, one word per item (`[\"--max-num-seqs\", \"64\"]`); flags the program sets "
+        "(`--max-model-len`, `-tp`, `--host`, ...) are refused", shown="`[]`")
+    container_toolkit_repo: Annotated[str, _matches(
+        r"https://[A-Za-z0-9.-]+(:\d+)?(/[\w./-]*)?",
+        "'{v}' must be an https URL of NVIDIA's libnvidia-container apt repository or a mirror")] = setting(
+        "https://nvidia.github.io/libnvidia-container", "NVIDIA's container toolkit apt repository, or a mirror of it")
+    min_driver_version: Annotated[Text, _matches(r"\d{3}(\.\d+){0,2}", "'{v}' is not an NVIDIA driver version such "
+                                                 "as 570 or 570.172.08")] = setting(
+        "570", "node-ready fails when the NVIDIA driver is older (570: the CUDA 12.8 build of vllm-openai v0.11.0)",
+        shown='`"570"`')
+
+    @property
+    def image_pull_disk_gb(self) -> float:
+        """Disk a pull of the image needs: the image extracted plus its largest layer still compressed."""
+        return self.image_extracted_gb + self.image_largest_layer_gb
+
+
+class ScenarioSettings(_Section):
+    name: Annotated[str, _matches(r"[a-z0-9][a-z0-9-]{0,48}", "'{v}' must be lowercase letters, digits and '-' (it "
+                                  "names a resource)")] = setting(doc="scenario name")
+    input_tokens: int = setting(doc="prompt tokens", ge=1)
+    output_tokens: int = setting(doc="output tokens", ge=1)
+    num_prompts: int = setting(1, "requests", ge=1)
+    concurrency: int = setting(1, "requests in flight", ge=1)
+    warmups: int = setting(1, "unmeasured requests first", ge=0)
+
+
+SEED = Scenario(SEED_SCENARIO, 10000, 800, 1, 1, 1)
 DEFAULT_EXTRA_SCENARIOS = (
     Scenario("chat-1k-in-256-out-c8", 1024, 256, 32, 8, 2),
     Scenario("batch-256-in-256-out-c192", 256, 256, 192, 192, 4),
 )
 
 
-def _parse_benchmark(raw: Any, problems: list[str], max_model_len: Optional[int]) -> BenchmarkSettings:
-    r = _Reader("benchmark", raw, problems)
-    r.unknown_keys({"runId", "timeoutMinutes", "scenarios"})
-    run_id = r._get("runId", "1", False, (str, int), "")
-    seed = Scenario(SEED_SCENARIO, 10000, 800, 1, 1, 1)
-    scenarios: list[Scenario] = [seed]
-    defaults = [{"name": s.name, "inputTokens": s.input_tokens, "outputTokens": s.output_tokens,
-                 "numPrompts": s.num_prompts, "concurrency": s.concurrency, "warmups": s.warmups}
-                for s in DEFAULT_EXTRA_SCENARIOS]
-    for i, item in enumerate(r.list("scenarios", defaults)):
-        sr = _Reader(f"benchmark.scenarios[{i}]", item, problems)
-        sr.unknown_keys({"name", "inputTokens", "outputTokens", "numPrompts", "concurrency", "warmups"})
-        name = sr.str("name", required=True)
-        if name == SEED_SCENARIO:
-            sr.problem("name", f"'{SEED_SCENARIO}' is the fixed seed scenario and always runs; pick another name")
-            continue
-        if name is not None and not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,48}", name):
-            sr.problem("name", f"'{name}' must be lowercase letters, digits and '-' (it names a resource)")
-        scenarios.append(Scenario(
-            name=name or f"scenario-{i}",
-            input_tokens=sr.int("inputTokens", required=True, minimum=1),
-            output_tokens=sr.int("outputTokens", required=True, minimum=1),
-            num_prompts=sr.int("numPrompts", 1, minimum=1),
-            concurrency=sr.int("concurrency", 1, minimum=1),
-            warmups=sr.int("warmups", 1, minimum=0),
-        ))
-    names = [s.name for s in scenarios]
-    for dup in sorted({n for n in names if names.count(n) > 1}):
-        r.problem("scenarios", f"scenario name '{dup}' is used twice; names must be unique")
-    if max_model_len:
-        for i, s in enumerate(scenarios):
-            if isinstance(s.input_tokens, int) and isinstance(s.output_tokens, int) and s.input_tokens + s.output_tokens > max_model_len:
-                where = "scenarios" if s.name == SEED_SCENARIO else f"scenarios[{i - 1}]"
-                r.problem(where, f"scenario '{s.name}' needs {s.input_tokens + s.output_tokens} tokens of context but "
-                                 f"{NAMESPACE}:model.maxModelLen is {max_model_len}; raise maxModelLen or shorten the scenario")
-    return BenchmarkSettings(str(run_id), r.int("timeoutMinutes", 60, minimum=5), tuple(scenarios))
+class BenchmarkSettings(_Section):
+    run_id: Annotated[Text, _non_empty("use e.g. \"2\"")] = setting(
+        "1", "change it to re-run the benchmarks without touching the machines", shown='`"1"`')
+    timeout_minutes: int = setting(60, "bounds each of the warm-up and the measured run of a scenario", ge=5)
+    extra_scenarios: tuple[ScenarioSettings, ...] = setting(
+        tuple(ScenarioSettings(**{to_camel(k): v for k, v in vars(s).items()}) for s in DEFAULT_EXTRA_SCENARIOS),
+        "scenarios run after the seed scenario, REPLACING the defaults: `{name, inputTokens, outputTokens, "
+        "numPrompts, concurrency, warmups}`; the seed scenario `seed-10k-in-800-out-c1` always runs first",
+        alias="scenarios", shown="chat (1k/256, 32 prompts, c8) and batch (256/256, 192 prompts, c192)")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "BenchmarkSettings":
+        names = [s.name for s in self.extra_scenarios]
+        _report([(f"scenarios[{i}].name", f"'{SEED_SCENARIO}' is the fixed seed scenario and always runs; pick "
+                  "another name") for i, name in enumerate(names) if name == SEED_SCENARIO]
+                + [("scenarios", f"scenario name '{dup}' is used twice; names must be unique")
+                   for dup in sorted({n for n in names if names.count(n) > 1})])
+        return self
+
+    @property
+    def scenarios(self) -> tuple[Scenario, ...]:
+        """Every scenario in run order: the seed scenario first."""
+        return (SEED, *(Scenario(**{k: getattr(s, k) for k in type(s).model_fields}) for s in self.extra_scenarios))
+
+    @property
+    def seed(self) -> Scenario:
+        return SEED
 
 
-def _gpu_size(r: _Reader, name: str, size: Optional[str]) -> Optional[GpuSize]:
-    if size is None:
-        return None
-    gpu = GPU_SIZES.get(size)
-    if gpu is None:
-        r.problem(name, f"'{size}' is not in the GPU size catalog (known: {', '.join(GPU_SIZES)}); add it to stacks/catalog.py")
-    return gpu
+class AzureImage(_Section):
+    publisher: str = setting("Canonical", "image publisher")
+    offer: str = setting("0001-com-ubuntu-server-jammy", "image offer (Ubuntu 22.04)")
+    sku: str = setting("22_04-lts-gen2", "image SKU; NC A100 v4 sizes boot Gen2 images only")
+    version: str = setting("latest", "image version")
 
 
-def _parse_azure(raw: Any, problems: list[str]) -> AzureSettings:
-    r = _Reader("azure", raw, problems)
-    known = {"location", "resourceGroupName", "vnetName", "vnetCidr", "subnetName", "subnetCidr", "nsgName",
-             "publicIpName", "nicName", "vmName", "vmSize", "osDiskSizeGb", "osDiskType", "adminUsername",
-             "spotMaxPrice", "evictionPolicy", "image", "nvidiaDriver"}
-    r.unknown_keys(known)
-    names = {k: r.str(k, required=True) for k in
-             ("location", "resourceGroupName", "vnetName", "subnetName", "nsgName", "publicIpName", "nicName", "vmName", "vmSize")}
-    for k in ("resourceGroupName", "vnetName", "subnetName", "nsgName", "publicIpName", "nicName"):
-        _check_name(r, k, names[k], AZURE_NAME, AZURE_NAME_RULE)
-    _check_name(r, "vmName", names["vmName"], r"[a-z0-9][a-z0-9-]{0,62}[a-z0-9]", "1-64 lowercase letters, digits and '-' (it is also the Linux host name)")
-    vnet = _check_cidr(r, "vnetCidr", r.str("vnetCidr", required=True))
-    subnet = _check_cidr(r, "subnetCidr", r.str("subnetCidr", required=True))
-    if vnet and subnet and not subnet.subnet_of(vnet):
-        r.problem("subnetCidr", f"{subnet} is not inside vnetCidr {vnet}; pick a subnet range within the VNet")
-    max_price = r.float("spotMaxPrice", -1.0)
-    if isinstance(max_price, float) and max_price != -1.0 and max_price <= 0:
-        r.problem("spotMaxPrice", f"must be -1 (pay up to the on-demand price, never evicted for price) or a positive USD/hour price, got {max_price}")
-    eviction = r.str("evictionPolicy", "Deallocate")
-    if eviction not in ("Deallocate", "Delete"):
-        r.problem("evictionPolicy", f"must be Deallocate (keeps the disk and weights) or Delete, got '{eviction}'")
-    disk_type = r.str("osDiskType", "Premium_LRS")
-    if disk_type not in ("Premium_LRS", "StandardSSD_LRS", "Standard_LRS", "Premium_ZRS", "StandardSSD_ZRS"):
-        r.problem("osDiskType", f"'{disk_type}' is not an Azure managed disk SKU such as Premium_LRS")
-    admin = r.str("adminUsername", "azureuser")
-    if admin in ("root", "admin", "administrator") or (admin and not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", admin)):
-        r.problem("adminUsername", f"'{admin}' is reserved or not a Linux user name; use e.g. azureuser")
-    image = r.obj("image")
-    image.unknown_keys({"publisher", "offer", "sku", "version"})
-    image_ref = {
-        "publisher": image.str("publisher", "Canonical"),
-        "offer": image.str("offer", "0001-com-ubuntu-server-jammy"),
-        "sku": image.str("sku", "22_04-lts-gen2"),
-        "version": image.str("version", "latest"),
-    }
-    if "gen2" not in (image_ref["sku"] or "") and "NC" in (names["vmSize"] or ""):
-        image.problem("sku", f"'{image_ref['sku']}' is not a Gen2 image; NC A100 v4 sizes boot Gen2 images only (e.g. 22_04-lts-gen2)")
-    nv = r.obj("nvidiaDriver")
-    nv.unknown_keys({"typeHandlerVersion", "driverVersion", "installCuda", "updateOs"})
-    ext_settings: dict = {"updateOS": nv.bool("updateOs", False), "installCUDA": nv.bool("installCuda", False)}
-    driver_version = nv.str("driverVersion")
-    if driver_version is not None:
-        if not re.fullmatch(r"\d+\.\d+", driver_version):
-            nv.problem("driverVersion", f"'{driver_version}' is not a CUDA version like 12.8 (the extension takes the CUDA version on NC sizes, not 'cuda_12.2')")
-        ext_settings["driverVersion"] = driver_version
-    handler = nv.str("typeHandlerVersion", "1.11")
-    if handler and not re.fullmatch(r"\d+\.\d+", handler):
-        nv.problem("typeHandlerVersion", f"'{handler}' must be major.minor such as 1.11")
-    return AzureSettings(
-        location=names["location"], resource_group_name=names["resourceGroupName"],
-        vnet_name=names["vnetName"], vnet_cidr=str(vnet) if vnet else "",
-        subnet_name=names["subnetName"], subnet_cidr=str(subnet) if subnet else "",
-        nsg_name=names["nsgName"], public_ip_name=names["publicIpName"], nic_name=names["nicName"],
-        vm_name=names["vmName"], vm_size=names["vmSize"],
-        os_disk_size_gb=r.int("osDiskSizeGb", 1024, minimum=64, maximum=4095),
-        os_disk_type=disk_type, admin_username=admin, spot_max_price=max_price, eviction_policy=eviction,
-        image=image_ref, nvidia_driver=NvidiaExtensionSettings(handler, ext_settings),
-        gpu=_gpu_size(r, "vmSize", names["vmSize"]),
-    )
+class NvidiaExtensionSettings(_Section):
+    type_handler_version: Annotated[Text, _matches(r"\d+\.\d+", "'{v}' must be major.minor such as 1.11")] = setting(
+        "1.11", "NvidiaGpuDriverLinux extension version", shown='`"1.11"`')
+    driver_version: Optional[Annotated[str, _matches(
+        r"\d+\.\d+", "'{v}' is not a CUDA version like 12.8 (the extension takes the CUDA version on NC sizes, not "
+        "'cuda_12.2')")]] = setting(None, "CUDA version such as `12.8` (an extension setting)", shown="extension's")
+    install_cuda: bool = setting(False, "install the CUDA toolkit too")
+    update_os: bool = setting(False, "let the extension update the OS")
+
+    @property
+    def settings(self) -> dict:
+        """The extension's settings object."""
+        extension = {"updateOS": self.update_os, "installCUDA": self.install_cuda}
+        return {**extension, "driverVersion": self.driver_version} if self.driver_version else extension
 
 
-def _parse_aliyun(raw: Any, problems: list[str]) -> AliyunSettings:
-    r = _Reader("aliyun", raw, problems)
-    r.unknown_keys({"namePrefix", "vpcCidr", "vswitchCidr", "gpuInstanceType", "gpuNodeCount", "gpuSystemDiskGb",
-                    "downloaderInstanceType", "downloaderSystemDiskGb", "systemDiskCategory", "internetMaxBandwidthOut",
-                    "imageNameRegex", "imageId", "nvidiaDriverPackage", "modelscopeVersion", "downloadTimeoutHours", "nas"})
-    prefix = r.str("namePrefix", required=True)
-    _check_name(r, "namePrefix", prefix, r"[a-z][a-z0-9-]{1,30}", "2-31 lowercase letters, digits and '-', starting with a letter")
-    vpc = _check_cidr(r, "vpcCidr", r.str("vpcCidr", required=True))
-    vsw = _check_cidr(r, "vswitchCidr", r.str("vswitchCidr", required=True))
-    if vpc and vsw and not vsw.subnet_of(vpc):
-        r.problem("vswitchCidr", f"{vsw} is not inside vpcCidr {vpc}; pick a vSwitch range within the VPC")
-    gpu_type = r.str("gpuInstanceType", required=True)
-    regex = r.str("imageNameRegex", r"^ubuntu_22_04_x64_20G_alibase_.*\.vhd$")
-    try:
-        re.compile(regex or "")
-    except re.error as err:
-        r.problem("imageNameRegex", f"is not a valid regular expression: {err}")
-    bandwidth = r.int("internetMaxBandwidthOut", 100, minimum=1, maximum=100)
-    nas = r.obj("nas")
-    nas.unknown_keys({"storageType", "mountDir", "modelsSubdir"})
-    storage = nas.str("storageType", "Performance")
-    if storage not in ("Performance", "Capacity", "Premium"):
-        nas.problem("storageType", f"must be Performance, Capacity or Premium (General-purpose NAS), got '{storage}'")
-    mount_dir = nas.str("mountDir", "/mnt")
-    if mount_dir and not re.fullmatch(r"/[A-Za-z0-9_/-]*", mount_dir):
-        nas.problem("mountDir", f"'{mount_dir}' must be an absolute path")
-    return AliyunSettings(
-        name_prefix=prefix, vpc_cidr=str(vpc) if vpc else "", vswitch_cidr=str(vsw) if vsw else "",
-        gpu_instance_type=gpu_type, gpu_node_count=r.int("gpuNodeCount", 2, minimum=1, maximum=16),
-        gpu_system_disk_gb=r.int("gpuSystemDiskGb", 45, minimum=20, maximum=2048),
-        downloader_instance_type=r.str("downloaderInstanceType", "ecs.e-c1m2.large"),
-        downloader_system_disk_gb=r.int("downloaderSystemDiskGb", 150, minimum=20, maximum=2048),
-        system_disk_category=r.str("systemDiskCategory", "cloud_essd"),
-        internet_max_bandwidth_out=bandwidth, image_name_regex=regex, image_id=r.str("imageId"),
-        nvidia_driver_package=r.str("nvidiaDriverPackage", "nvidia-headless-570-server"),
-        modelscope_version=r.str("modelscopeVersion", "1.31.0"),
-        download_timeout_hours=r.int("downloadTimeoutHours", 8, minimum=1, maximum=48),
-        nas=NasSettings(storage, mount_dir, nas.str("modelsSubdir", "models")),
-        gpu=_gpu_size(r, "gpuInstanceType", gpu_type),
-    )
+class AzureSettings(_Section):
+    location: Annotated[str, _one_of(AZURE_REGIONS, "'{v}' is not an Azure region name such as uksouth "
+                                                    "(`az account list-locations --query \"[].name\"`)")] = setting(
+        doc="Azure region", example="uksouth")
+    resource_group_name: AzureName = setting(doc="resource group", example="rg-qwen-uksouth")
+    vnet_name: AzureName = setting(doc="virtual network", example="vnet-qwen")
+    vnet_cidr: Cidr = setting(doc="its range", example="10.10.0.0/16")
+    subnet_name: AzureName = setting(doc="subnet", example="snet-gpu")
+    subnet_cidr: Cidr = setting(doc="its range, inside `vnetCidr`", example="10.10.1.0/24")
+    nsg_name: AzureName = setting(doc="network security group", example="nsg-gpu")
+    public_ip_name: AzureName = setting(doc="static public IP", example="pip-gpu")
+    nic_name: AzureName = setting(doc="network interface", example="nic-gpu")
+    vm_name: Annotated[str, _matches(r"[a-z0-9][a-z0-9-]{0,62}[a-z0-9]", "'{v}' is not a valid name: 1-64 lowercase "
+                                     "letters, digits and '-' (it is also the Linux host name)")] = setting(
+        doc="the VM", example="vm-qwen-nc48")
+    vm_size: GpuSizeName = setting(doc="a GPU size in `stacks/catalog.py`", example="Standard_NC48ads_A100_v4")
+    os_disk_size_gb: int = setting(1024, "OS disk, which keeps the weights across evictions", ge=64, le=4095)
+    os_disk_type: Literal["Premium_LRS", "StandardSSD_LRS", "Standard_LRS", "Premium_ZRS", "StandardSSD_ZRS"] = setting(
+        "Premium_LRS", "OS disk SKU")
+    admin_username: Annotated[str, _rule(
+        lambda v: f"'{v}' is reserved or not a Linux user name; use e.g. azureuser"
+        if v in ("root", "admin", "administrator") or not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", v) else None)] = \
+        setting("azureuser", "SSH user")
+    spot_max_price: Annotated[float, _rule(
+        lambda v: None if v == -1 or v > 0 else "must be -1 (pay up to the on-demand price, never evicted for "
+        f"price) or a positive USD/hour price, got {v}")] = setting(
+        -1.0, "Spot price cap in USD/hour; -1 pays up to the on-demand price", shown="`-1`")
+    eviction_policy: Literal["Deallocate", "Delete"] = setting("Deallocate", "Deallocate keeps the disk and weights")
+    image: AzureImage = setting({})
+    nvidia_driver: NvidiaExtensionSettings = setting({})
+
+    @model_validator(mode="after")
+    def _rules(self) -> "AzureSettings":
+        vnet, subnet = ipaddress.IPv4Network(self.vnet_cidr), ipaddress.IPv4Network(self.subnet_cidr)
+        problems = []
+        if not subnet.subnet_of(vnet):
+            problems.append(("subnetCidr", f"{subnet} is not inside vnetCidr {vnet}; pick a subnet range within the VNet"))
+        if "gen2" not in self.image.sku and "NC" in self.vm_size:
+            problems.append(("image.sku", f"'{self.image.sku}' is not a Gen2 image; NC A100 v4 sizes boot Gen2 images "
+                             "only (e.g. 22_04-lts-gen2)"))
+        _report(problems)
+        return self
+
+    @property
+    def gpu(self) -> GpuSize:
+        return GPU_SIZES[self.vm_size]
+
+
+class NasSettings(_Section):
+    storage_type: Literal["Performance", "Capacity", "Premium"] = setting("Performance", "General-purpose NAS type")
+    mount_dir: Annotated[str, _rule(_mount_dir_problem)] = setting(
+        "/mnt", "where the nodes mount it; `/` and system directories are refused")
+    models_subdir: Annotated[str, _matches(r"(?!(.*/)?\.\.?(/|$))[\w.-]+(/[\w.-]+)*", "'{v}' must be a relative "
+                                           "directory inside the NAS mount, such as models (no '..', no leading '/')")] = setting(
+        "models", "directory of the weights inside the mount; must stay inside it")
+
+
+class AliyunSettings(_Section):
+    name_prefix: Annotated[str, _matches(r"[a-z][a-z0-9-]{1,30}", "'{v}' is not a valid name: 2-31 lowercase letters, "
+                                         "digits and '-', starting with a letter")] = setting(
+        doc="prefix of every Aliyun name", example="qwen-l20")
+    vpc_cidr: Cidr = setting(doc="VPC range; the NAS accepts it", example="172.18.0.0/16")
+    vswitch_cidr: Cidr = setting(doc="vSwitch range, inside `vpcCidr`", example="172.18.190.0/24")
+    gpu_instance_type: GpuSizeName = setting(doc="GPU node type in `stacks/catalog.py`", example="ecs.gn8is-2x.8xlarge")
+    gpu_node_count: int = setting(2, "GPU nodes", ge=1, le=16)
+    gpu_system_disk_gb: int = setting(45, "GPU node system disk (see below)", ge=20, le=2048)
+    downloader_instance_type: Annotated[str, _non_empty("use e.g. ecs.e-c1m2.large")] = setting(
+        "ecs.e-c1m2.large", "the downloader")
+    downloader_system_disk_gb: int = setting(150, "its system disk", ge=20, le=2048)
+    system_disk_category: Literal["cloud_essd", "cloud_ssd", "cloud_efficiency", "cloud_auto", "cloud_essd_entry",
+                                  "cloud"] = setting("cloud_essd", "system disk category")
+    internet_max_bandwidth_out: int = setting(100, "Mbps, pay-by-traffic", ge=1, le=100)
+    image_name_regex: Annotated[str, _rule(_regex_problem)] = setting(
+        r"^ubuntu_22_04_x64_20G_alibase_.*\.vhd$", "image lookup; a looked-up image is ignored after creation "
+        "(never replaces a node)", shown="Ubuntu 22.04 alibase")
+    image_id: Optional[Annotated[str, _non_empty("unset it to look the image up")]] = setting(
+        None, "set to pin the image", shown="looked up")
+    nvidia_driver_package: Annotated[str, _non_empty("use e.g. nvidia-headless-570-server")] = setting(
+        "nvidia-headless-570-server", "driver installed by cloud-init (DKMS, loaded without reboot)")
+    modelscope_version: Annotated[Text, _matches(r"\d+(\.\d+){1,3}", "'{v}' is not a ModelScope version such as "
+                                                 "1.31.0")] = setting(
+        "1.31.0", "pinned ModelScope for the download", shown='`"1.31.0"`')
+    download_timeout_hours: int = setting(8, "145 GB at 100 Mbps takes at least 3.2 hours", ge=1, le=48)
+    stop_downloader: bool = setting(False, "stop the downloader without charge (`Stopped`, `StopCharging`); set it "
+                                    "after the weights are verified on the NAS")
+    nas: NasSettings = setting({})
+
+    @model_validator(mode="after")
+    def _rules(self) -> "AliyunSettings":
+        vpc, vsw = ipaddress.IPv4Network(self.vpc_cidr), ipaddress.IPv4Network(self.vswitch_cidr)
+        if not vsw.subnet_of(vpc):
+            _report([("vswitchCidr", f"{vsw} is not inside vpcCidr {vpc}; pick a vSwitch range within the VPC")])
+        return self
+
+    @property
+    def gpu(self) -> GpuSize:
+        return GPU_SIZES[self.gpu_instance_type]
+
+
+class OwnedHostSettings(_Section):
+    name: Annotated[str, _matches(r"[a-z0-9][a-z0-9-]{0,30}", "'{v}' must be 1-31 lowercase letters, digits and '-' "
+                                  "(it names resources)")] = setting(doc="the machine's name in resources and errors")
+    address: Annotated[str, _matches(r"local|[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?", "'{v}' is not an IP "
+                                     "address or DNS name, or local")] = setting(
+        doc="SSH address, or `local` for the machine running pulumi (steps run there as local commands)",
+        example="192.0.2.10", shown="(required, set at setup)")
+    user: Optional[Annotated[str, _matches(r"[a-z_][a-z0-9_-]{0,31}", "'{v}' is not a Linux user name")]] = setting(
+        None, "SSH user with passwordless sudo and docker (not for `local`)", shown="(required but for local)")
+    accelerator: Annotated[str, _one_of([m for m in known_models() if m in ACCELERATORS],
+                                        "'{v}' is not a known accelerator (known: {known}); add it to "
+                                        "components/accelerators.py and stacks/catalog.py")] = setting(
+        doc="accelerator model (`RTX 4090`, `Ascend 310P3`, ...): its family's commands, devices and image",
+        example="RTX 4090")
+    count: int = setting(doc="devices the stack uses on the machine", example=2, ge=1)
+    private_interface: Optional[Annotated[str, _matches(r"[A-Za-z0-9._-]{1,15}", "'{v}' is not a network interface "
+                                                        "name such as eth0")]] = setting(
+        None, "NIC between the hosts for Ray and the collectives; required with several hosts",
+        shown="the default route's")
+
+    @property
+    def local(self) -> bool:
+        return self.address == LOCAL
+
+
+class OwnedSettings(_Section):
+    hosts: Annotated[tuple[OwnedHostSettings, ...], _rule(lambda v: None if v else (
+        "is required: the machines, head first: {name, address, user, accelerator, count, privateInterface?}"))] = \
+        setting(doc="the machines, head first", shown="(required)")
+    listen_address: Annotated[str, _rule(lambda v: None if re.fullmatch(r"(\d{1,3}\.){3}\d{1,3}", v) and
+                                         all(int(o) < 256 for o in v.split(".")) else
+                                         f"'{v}' is not an IPv4 address; use 127.0.0.1 (the head only), 0.0.0.0 (every "
+                                         "interface) or one of the head's addresses")] = setting(
+        "127.0.0.1", "where the API listens on the head; 127.0.0.1 keeps it on that machine (sshCommand then tunnels)")
+    nccl_p2p_disable: bool = setting(False, "`NCCL_P2P_DISABLE=1` in the serving containers (GeForce cards have no "
+                                     "peer-to-peer access; NVIDIA only)", alias="ncclP2pDisable")
+    model_root: Annotated[str, _rule(lambda v: None if re.fullmatch(r"/[A-Za-z0-9_/.-]*", v) and
+                                     posixpath.normpath(v) == v and v not in SYSTEM_DIRS else
+                                     f"'{v}' must be an absolute, normalized path of its own such as /var/lib/qwen/models")] = \
+        setting("/var/lib/qwen/models", "where each machine keeps the weights; kept on destroy")
+
+    @model_validator(mode="after")
+    def _rules(self) -> "OwnedSettings":
+        hosts, problems = self.hosts, []
+        problems += [(f"hosts[{i}].user", "is required for a machine reached over SSH; set it with `pulumi config set "
+                      f"--path '{NAMESPACE}:owned.hosts[{i}].user' <user> -s <stack>`")
+                     for i, h in enumerate(hosts) if not h.local and h.user is None]
+        names = [h.name for h in hosts]
+        problems += [("hosts", f"host name '{dup}' is used twice; names must be unique")
+                     for dup in sorted({n for n in names if names.count(n) > 1})]
+        if len({(h.accelerator, h.count) for h in hosts}) > 1:
+            problems.append(("hosts", "every host must have the same accelerator and count (tensor parallel spans one "
+                             "host, pipeline parallel the hosts)"))
+        if len(hosts) > 1:
+            if any(h.local for h in hosts):
+                problems.append(("hosts", "address local serves alone; with several hosts give each its SSH address"))
+            problems += [(f"hosts[{i}].privateInterface", "is required with several hosts: the NIC Ray and the "
+                          "collectives use between them (e.g. eth0)") for i, h in enumerate(hosts) if not h.private_interface]
+        if self.nccl_p2p_disable and self.family.name != "nvidia":
+            problems.append(("ncclP2pDisable", f"is an NVIDIA (NCCL) setting; {hosts[0].accelerator} hosts use HCCL: "
+                             "remove it"))
+        _report(problems)
+        return self
+
+    @property
+    def family(self) -> AcceleratorFamily:
+        return family_of(self.hosts[0].accelerator)
+
+    @property
+    def machine(self) -> GpuSize:
+        """One host's devices, for sizing."""
+        return GpuSize(self.hosts[0].count, ACCELERATORS[self.hosts[0].accelerator])
+
+    @property
+    def container_env(self) -> dict[str, str]:
+        return {"NCCL_P2P_DISABLE": "1"} if self.nccl_p2p_disable else {}
+
+
+class Settings(_Section):
+    cloud: Literal["azure", "aliyun", "owned"] = setting(
+        doc="`azure`, `aliyun`, or `owned` (machines the team already has)", example="azure")
+    ssh_private_key: Any = setting(None, "secret: the private half of `access.sshPublicKey`", shown="(none)")
+    access: AccessSettings = setting({})
+    model: ModelSettings = setting({})
+    serving: ServingSettings = setting({})
+    benchmark: BenchmarkSettings = setting({})
+    azure: Optional[AzureSettings] = setting(None)
+    aliyun: Optional[AliyunSettings] = setting(None)
+    owned: Optional[OwnedSettings] = setting(None)
+    _stack: str = PrivateAttr("")
+
+    @property
+    def stack(self) -> str:
+        return self._stack
+
+
+# ---------------------------------------------------------------------------- the declarations
+
+
+def _section_of(annotation: Any) -> Optional[type[_Section]]:
+    """The model a field holds (itself, optional, or as list items), or None for a plain value."""
+    if isinstance(annotation, type) and issubclass(annotation, _Section):
+        return annotation
+    return next((m for m in map(_section_of, typing.get_args(annotation)) if m), None)
+
+
+def _declared(key: str) -> tuple[Optional[type[_Section]], Any]:
+    """The object that holds `key` (as in `qwen:<key>`) and the key's field; None for what is not declared."""
+    holder, model, field = None, Settings, None
+    for part in re.sub(r"\[\d+\]", "", key).split("."):
+        holder, field = model, next((f for f in model.model_fields.values() if f.alias == part), None) if model else None
+        model = _section_of(field.annotation) if field else None
+    return holder, field
+
+
+# ---------------------------------------------------------------------------- messages
+
+
+TYPE_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "string": "a string",
+              "list": "a list", "tuple": "a list", "model": "an object (a YAML mapping)", "dict": "an object (a YAML mapping)"}
+
+
+def _fix_command(key: str, value: Any, stack: str, secret: bool = False) -> str:
+    shown = "<value>" if secret else shlex.quote(value if isinstance(value, str) else json.dumps(value))
+    return f"`pulumi config set{' --secret' if secret else ''} --path '{NAMESPACE}:{key}' {shown} -s {stack}`"
+
+
+def _message(error: Mapping[str, Any], stack: str) -> list[str]:
+    """One line per problem of one pydantic error: `qwen:<key>: <what is wrong and the fix>`."""
+    kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
+    # a checked default reports its field's name, a given value its key: both become the key (an unknown key as given)
+    loc = [p if isinstance(p, int) else to_camel(p) for p in error["loc"]]
+    loc[-1:] = error["loc"][-1:] if kind == "extra_forbidden" else loc[-1:]
+    key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    if isinstance(ctx.get("error"), _Problems):
+        return [f"{NAMESPACE}:{key}.{sub}: {text.replace('-s <stack>', f'-s {stack}')}" for sub, text in ctx["error"].args[0]]
+    if kind == "missing":
+        example = ((_declared(key)[1].json_schema_extra or {}) if _declared(key)[1] else {}).get("example")
+        text = "is required" + (f"; set it with {_fix_command(key, example, stack)}" if example is not None else "")
+    elif kind == "extra_forbidden":
+        known = sorted(f.alias for f in _declared(key)[0].model_fields.values()) if _declared(key)[0] else []
+        text = f"is not a known setting (known: {', '.join(known)}); check its spelling, or remove it"
+    elif kind == "value_error":
+        text = str(ctx["error"])
+    elif kind in ("greater_than_equal", "greater_than", "less_than_equal"):
+        bound = {"greater_than_equal": "at least {ge}", "greater_than": "more than {gt}",
+                 "less_than_equal": "at most {le}"}[kind].format(**ctx)
+        text = f"must be {bound}, got {value}"
+    elif kind == "literal_error":
+        text = f"must be {ctx['expected']}, got {value!r}"
+    elif kind.split("_")[0] in TYPE_NAMES:
+        quote = "; quote it in the stack file" if kind == "string_type" and isinstance(value, (int, float)) else ""
+        text = f"must be {TYPE_NAMES[kind.split('_')[0]]}, got {value!r}{quote}"
+    else:
+        text = error["msg"]
+    return [f"{NAMESPACE}:{key}: {text.replace('-s <stack>', f'-s {stack}')}"]
 
 
 # ---------------------------------------------------------------------------- cross-section rules
 
 
-def _check_layout(settings: Settings, problems: list[str]) -> None:
+def _check_layout(settings: Settings) -> list[str]:
     """Tensor parallel spans the GPUs of one node, pipeline parallel spans the nodes."""
-    serving, model = settings.serving, settings.model
-    if settings.azure:
+    serving, model, problems = settings.serving, settings.model, []
+    if settings.cloud == "azure":
         gpu, nodes, size_key = settings.azure.gpu, 1, "azure.vmSize"
-    elif settings.owned:
+    elif settings.cloud == "aliyun":
+        gpu, nodes, size_key = settings.aliyun.gpu, settings.aliyun.gpu_node_count, "aliyun.gpuInstanceType"
+    elif settings.cloud == "owned":
         gpu, nodes, size_key = settings.owned.machine, len(settings.owned.hosts), "owned.hosts[].count"
     else:
-        gpu, nodes, size_key = settings.aliyun.gpu, settings.aliyun.gpu_node_count, "aliyun.gpuInstanceType"
-    if gpu is None or not isinstance(serving.tensor_parallel_size, int):
-        return
+        raise ValueError(f"no layout rule for cloud {settings.cloud!r}")
     tp, pp = serving.tensor_parallel_size, serving.pipeline_parallel_size
     if tp != gpu.gpus:
         problems.append(
             f"{NAMESPACE}:serving.tensorParallelSize: {tp} does not match the {gpu.gpus} GPU(s) per node of "
-            f"{NAMESPACE}:{size_key}; set it to {gpu.gpus} (tensor parallel stays inside one node)"
-        )
+            f"{NAMESPACE}:{size_key}; set it to {gpu.gpus} (tensor parallel stays inside one node)")
     if pp != nodes:
-        problems.append(
-            f"{NAMESPACE}:serving.pipelineParallelSize: {pp} does not match the {nodes} GPU node(s); set it to {nodes} "
-            "(one pipeline stage per node)"
-        )
+        problems.append(f"{NAMESPACE}:serving.pipelineParallelSize: {pp} does not match the {nodes} GPU node(s); "
+                        f"set it to {nodes} (one pipeline stage per node)")
     spec = model.spec
     if spec.attention_heads % tp or (spec.kv_heads % tp and tp % spec.kv_heads):
-        problems.append(
-            f"{NAMESPACE}:serving.tensorParallelSize: {tp} does not divide the {spec.attention_heads} attention / "
-            f"{spec.kv_heads} KV heads of {model.id}; use 1, 2, 4 or 8"
-        )
-    if not isinstance(serving.gpu_memory_utilization, float) or not isinstance(model.max_model_len, int):
-        return
+        problems.append(f"{NAMESPACE}:serving.tensorParallelSize: {tp} does not divide the {spec.attention_heads} "
+                        f"attention / {spec.kv_heads} KV heads of {model.id}; use 1, 2, 4 or 8")
     shards = tp * pp
     weights = spec.weights_gb / shards
     kv_one_sequence = spec.kv_bytes_per_token * model.max_model_len / shards / 1e9
@@ -601,19 +698,36 @@ def _check_layout(settings: Settings, problems: list[str]) -> None:
     if needed > budget:
         problems.append(
             f"{NAMESPACE}:model.maxModelLen: {model.id} needs {needed:.1f} GB per GPU ({weights:.1f} weights + "
-            f"{kv_one_sequence:.1f} KV cache for one {model.max_model_len}-token sequence + {GPU_RUNTIME_OVERHEAD_GB} runtime) "
-            f"but {gpu.gpu_memory_gb} GB x gpuMemoryUtilization {serving.gpu_memory_utilization} = {budget:.1f} GB; "
-            "lower maxModelLen, or use more or larger GPUs"
-        )
+            f"{kv_one_sequence:.1f} KV cache for one {model.max_model_len}-token sequence + {GPU_RUNTIME_OVERHEAD_GB} "
+            f"runtime) but {gpu.gpu_memory_gb} GB x gpuMemoryUtilization {serving.gpu_memory_utilization} = "
+            f"{budget:.1f} GB; lower maxModelLen, or use more or larger GPUs")
+    for i, s in enumerate(settings.benchmark.scenarios):
+        if s.input_tokens + s.output_tokens > model.max_model_len:
+            where = "scenarios" if s.name == SEED_SCENARIO else f"scenarios[{i - 1}]"
+            problems.append(
+                f"{NAMESPACE}:benchmark.{where}: scenario '{s.name}' needs {s.input_tokens + s.output_tokens} tokens "
+                f"of context but {NAMESPACE}:model.maxModelLen is {model.max_model_len}; raise maxModelLen or shorten "
+                "the scenario")
+    return problems
 
 
-def _check_family_flags(owned: OwnedSettings, serving: ServingSettings, problems: list[str]) -> None:
-    """The accelerator family's required `vllm serve` flags (310P: float16, eager...) are the program's."""
-    managed = owned.family.managed_serve_flags
-    for i, arg in enumerate(serving.extra_args):
-        if arg.split("=", 1)[0] in managed:
-            problems.append(f"{NAMESPACE}:serving.extraArgs[{i}]: '{arg}' is set by the program for {owned.hosts[0].accelerator} "
-                            f"({' '.join(owned.family.serve_flags)}); remove it from extraArgs")
+def _check_owned(settings: Settings) -> list[str]:
+    """An owned stack: the SSH key exists, and the family's required serve flags are the program's."""
+    if settings.cloud != "owned":
+        return []
+    owned, problems = settings.owned, []
+    key_file = settings.access.ssh_key_file
+    if any(not h.local for h in owned.hosts) and settings.ssh_private_key is None \
+            and not os.path.exists(os.path.expanduser(key_file)):
+        problems.append(f"{NAMESPACE}:sshPrivateKey: is not set and the key file {key_file} does not exist: "
+                        f"`pulumi config set --secret {NAMESPACE}:sshPrivateKey < ~/.ssh/id_ed25519 -s {settings.stack}`, "
+                        f"or point {NAMESPACE}:access.sshKeyFile at the key the hosts accept")
+    family = owned.family
+    for i, arg in enumerate(settings.serving.extra_args):
+        if arg.split("=", 1)[0] in family.managed_serve_flags:
+            problems.append(f"{NAMESPACE}:serving.extraArgs[{i}]: '{arg}' is set by the program for "
+                            f"{owned.hosts[0].accelerator} ({' '.join(family.serve_flags)}); remove it from extraArgs")
+    return problems
 
 
 def system_disk_needed_gb(serving: ServingSettings, weights_gb: float) -> float:
@@ -621,83 +735,88 @@ def system_disk_needed_gb(serving: ServingSettings, weights_gb: float) -> float:
     return OS_BASE_GB + NVIDIA_STACK_GB + serving.image_pull_disk_gb + weights_gb + DISK_HEADROOM_GB
 
 
-def _check_disk(settings: Settings, problems: list[str]) -> None:
-    if not isinstance(settings.serving.image_extracted_gb, float) or not isinstance(settings.serving.image_largest_layer_gb, float):
-        return
-    if settings.azure and isinstance(settings.azure.os_disk_size_gb, int):
+def _check_disk(settings: Settings) -> list[str]:
+    if settings.cloud == "azure":
         have, key, weights = settings.azure.os_disk_size_gb, "azure.osDiskSizeGb", settings.model.spec.weights_gb
-    elif settings.aliyun and isinstance(settings.aliyun.gpu_system_disk_gb, int):
-        have, key, weights = settings.aliyun.gpu_system_disk_gb, "aliyun.gpuSystemDiskGb", 0.0  # weights live on the NAS
+    elif settings.cloud == "aliyun":
+        have, key, weights = settings.aliyun.gpu_system_disk_gb, "aliyun.gpuSystemDiskGb", 0.0  # weights on the NAS
+    elif settings.cloud == "owned":
+        return []  # the machines' free disk is checked on them, by the host-setup step
     else:
-        return
-    need = system_disk_needed_gb(settings.serving, weights)
-    if need > have:
-        problems.append(
-            f"{NAMESPACE}:{key}: {have} GB is too small: the node needs {need:.0f} GB (OS {OS_BASE_GB:.0f} + NVIDIA driver "
-            f"and toolkit {NVIDIA_STACK_GB:.0f} + image {settings.serving.image_extracted_gb:.0f} extracted + "
-            f"{settings.serving.image_largest_layer_gb:.0f} largest layer while pulling + weights {weights:.0f} + headroom "
-            f"{DISK_HEADROOM_GB:.0f}); raise {NAMESPACE}:{key} to at least {need:.0f}"
-        )
+        raise ValueError(f"no disk rule for cloud {settings.cloud!r}")
+    need, serving = system_disk_needed_gb(settings.serving, weights), settings.serving
+    if need <= have:
+        return []
+    return [f"{NAMESPACE}:{key}: {have} GB is too small: the node needs {need:.0f} GB (OS {OS_BASE_GB:.0f} + NVIDIA "
+            f"driver and toolkit {NVIDIA_STACK_GB:.0f} + image {serving.image_extracted_gb:.0f} extracted + "
+            f"{serving.image_largest_layer_gb:.0f} largest layer while pulling + weights {weights:.0f} + headroom "
+            f"{DISK_HEADROOM_GB:.0f}); raise {NAMESPACE}:{key} to at least {need:.0f}"]
 
 
 # ---------------------------------------------------------------------------- entry points
 
 
-def parse_settings(stack: str, raw: Mapping[str, Any]) -> Settings:
-    """Validate raw ``qwen:*`` values (keys without the namespace) into ``Settings``."""
+def parse_settings(stack: str, raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) -> Settings:
+    """Validate raw ``qwen:*`` values (keys without the namespace, as set) into ``Settings``.
+
+    A key holding '.' or '[' was set without ``--path``: nothing would read it, so it is refused
+    with the command that sets what the user meant. ``secret_keys`` keeps their values out of the message."""
     problems: list[str] = []
-    known = {"cloud", "access", "model", "serving", "benchmark", "azure", "aliyun", "owned", "sshPrivateKey"}
-    for key in sorted(set(raw) - known):
-        problems.append(f"{NAMESPACE}:{key}: is not a known setting (known: {', '.join(sorted(known))})")
-    cloud = raw.get("cloud")
-    if cloud not in CLOUDS:
-        problems.append(f"{NAMESPACE}:cloud: must be one of {', '.join(CLOUDS)}, got {cloud!r}; "
-                        f"set it with `pulumi config set {NAMESPACE}:cloud azure -s {stack}`")
-    access = _parse_access(raw.get("access"), stack, cloud, problems, raw.get("sshPrivateKey"))
-    model = _parse_model(raw.get("model"), problems)
-    owned = parse_owned(raw.get("owned"), stack, problems, raw.get("sshPrivateKey"), access.ssh_key_file) if cloud == "owned" else None
-    serving_raw = raw.get("serving")
-    if owned and isinstance(serving_raw, Mapping) and serving_raw.get("image") is None:
-        serving_raw = {**serving_raw, "image": owned.family.default_image}  # the family's pinned image
-    serving = _parse_serving(serving_raw, problems)
-    if owned:
-        _check_family_flags(owned, serving, problems)
-    benchmark = _parse_benchmark(raw.get("benchmark"), problems, model.max_model_len if model else None)
-    azure = _parse_azure(raw.get("azure"), problems) if cloud == "azure" else None
-    aliyun = _parse_aliyun(raw.get("aliyun"), problems) if cloud == "aliyun" else None
-    if cloud == "azure" and "aliyun" in raw:
-        problems.append(f"{NAMESPACE}:aliyun: is set on an azure stack; remove it")
-    if cloud == "aliyun" and "azure" in raw:
-        problems.append(f"{NAMESPACE}:azure: is set on an aliyun stack; remove it")
-    for section in ("azure", "aliyun", "owned"):
-        if cloud in CLOUDS and cloud != section and section in raw and {cloud, section} != {"azure", "aliyun"}:
-            problems.append(f"{NAMESPACE}:{section}: is set on an {cloud} stack; remove it")
-    if model and owned and model.source != "huggingface":
-        problems.append(f"{NAMESPACE}:model.source: owned machines download the weights from Hugging Face to their disk; set it to huggingface")
-    if model and aliyun and model.source != "modelscope":
-        problems.append(f"{NAMESPACE}:model.source: aliyun stacks download with ModelScope into the NAS; set it to modelscope")
-    if problems or model is None:
-        raise SettingsError(stack, problems or [f"{NAMESPACE}:model.id: is required"])
-    settings = Settings(stack, cloud, access, model, serving, benchmark, azure, aliyun, owned)
-    _check_layout(settings, problems)
-    _check_disk(settings, problems)
+    data = dict(raw)
+    for key in sorted(k for k in raw if re.search(r"[.\[]", k)):
+        value = data.pop(key)
+        problems.append(f"{NAMESPACE}:{key}: is a flat key (set without --path), which nothing reads. Set what you "
+                        f"meant with {_fix_command(key, value, stack, key in secret_keys)} and remove this one with "
+                        f"`pulumi config rm '{NAMESPACE}:{key}' -s {stack}`")
+    cloud = data.get("cloud")
+    if cloud in CLOUDS:
+        for other in (c for c in CLOUDS if c != cloud and c in data):
+            data.pop(other)
+            problems.append(f"{NAMESPACE}:{other}: is set on an {cloud} stack; remove it")
+        if data.get(cloud) is None:
+            data[cloud] = {}
+    if cloud == "owned":
+        data["serving"] = _with_family_image(data.get("serving"), data.get("owned"))
+    context = {"stack": stack, "cloud": cloud, "private_key": data.get("sshPrivateKey")}
+    try:
+        settings = Settings.model_validate(data, context=context)
+    except ValidationError as err:
+        problems += [line for e in err.errors() for line in _message(e, stack)]
+        raise SettingsError(stack, problems) from None
+    settings._stack = stack
+    problems += _check_layout(settings) + _check_disk(settings) + _check_owned(settings)
     if problems:
         raise SettingsError(stack, problems)
     return settings
 
 
-SECTIONS = ("cloud", "access", "model", "serving", "benchmark", "azure", "aliyun", "owned")
+def _with_family_image(serving: Any, owned: Any) -> Any:
+    """qwen:serving with the image of the owned hosts' accelerator family when it names none."""
+    try:
+        family = family_of(owned["hosts"][0]["accelerator"])
+    except (KeyError, IndexError, TypeError):
+        return serving  # the hosts' own rules report it
+    if isinstance(serving, Mapping) and serving.get("image") is None:
+        return {**serving, "image": family.default_image}
+    return serving
+
+
+def _decode(value: Any) -> Any:
+    """The engine passes objects and lists as JSON text, scalars as text."""
+    try:
+        return json.loads(value) if isinstance(value, str) and value[:1] in ("{", "[") else value
+    except json.JSONDecodeError:
+        return value
 
 
 def load_settings() -> Settings:
-    """Read the ``qwen`` namespace of the current stack's config and validate it."""
-    config = pulumi.Config(NAMESPACE)
-    raw: dict[str, Any] = {}
-    for key in SECTIONS:
-        value = config.get(key) if key == "cloud" else config.get_object(key)
-        if value is not None:
-            raw[key] = value
-    private_key = config.get_secret("sshPrivateKey")
+    """Read every key of the ``qwen`` namespace of the current stack's config and validate it."""
+    passed = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}  # the engine's map, or the env's
+    secret = {*runtime_config.get_config_secret_keys_env(), *(k for k in passed if runtime_config.is_config_secret(k))}
+    raw = {k.split(":", 1)[1]: _decode(v) for k, v in passed.items() if k.startswith(f"{NAMESPACE}:")}
+    raw.pop("sshPrivateKey", None)
+    secret_keys = frozenset(k.split(":", 1)[1] for k in secret if k.startswith(f"{NAMESPACE}:"))
+    private_key = pulumi.Config(NAMESPACE).get_secret("sshPrivateKey")
     if private_key is not None:
         raw["sshPrivateKey"] = private_key
-    return parse_settings(pulumi.get_stack(), raw)
+    return parse_settings(pulumi.get_stack(), raw, secret_keys)

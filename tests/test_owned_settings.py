@@ -104,7 +104,7 @@ def test_a_key_file_that_exists_is_enough(tmp_path):
     key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
     raw = raw_settings("rtx4090", key=None)
     raw["access"] = {"sshKeyFile": str(key)}
-    assert parse_settings("rtx4090", raw).owned.ssh_key_file == str(key)
+    assert parse_settings("rtx4090", raw).access.ssh_key_file == str(key)
 
 
 def test_a_model_that_does_not_fit_is_refused_with_the_numbers():
@@ -137,12 +137,13 @@ def test_tensor_parallel_must_match_the_hosts_count():
 
 @pytest.mark.parametrize("stack, mutate, key, fix", [
     ("rtx4090", lambda r: r["owned"]["hosts"][0].update(accelerator="GTX 1080"), "qwen:owned.hosts[0].accelerator", "RTX 4090"),
-    ("rtx4090", lambda r: r["owned"]["hosts"][0].update(count=0), "qwen:owned.hosts[0].count", "1 or more"),
-    ("rtx4090", lambda r: r["owned"]["hosts"][0].update(user="Bad User"), "qwen:owned.hosts[0].user", "pulumi config set --path"),
+    ("rtx4090", lambda r: r["owned"]["hosts"][0].update(count=0), "qwen:owned.hosts[0].count", "at least 1"),
+    ("rtx4090", lambda r: r["owned"]["hosts"][0].update(user="Bad User"), "qwen:owned.hosts[0].user", "not a Linux user name"),
+    ("rtx4090", lambda r: r["owned"]["hosts"][0].pop("user"), "qwen:owned.hosts[0].user", "pulumi config set --path"),
     ("rtx4090", lambda r: r["owned"]["hosts"][0].update(address="bad address!"), "qwen:owned.hosts[0].address", "DNS name"),
     ("rtx4090", lambda r: r["owned"]["hosts"][0].update(gpus=2), "qwen:owned.hosts[0].gpus", "known"),
     ("rtx4090", lambda r: r["owned"].update(listenAddress="everywhere"), "qwen:owned.listenAddress", "0.0.0.0"),
-    ("rtx4090", lambda r: r["owned"].update(modelRoot="models"), "qwen:owned.modelRoot", "absolute path"),
+    ("rtx4090", lambda r: r["owned"].update(modelRoot="models"), "qwen:owned.modelRoot", "absolute"),
     ("rtx4090", lambda r: r["owned"].update(extra=1), "qwen:owned.extra", "known"),
     ("rtx4090", lambda r: r["owned"].update(hosts=[]), "qwen:owned.hosts", "is required"),
     ("ascend-300i", lambda r: r["owned"].update(ncclP2pDisable=True), "qwen:owned.ncclP2pDisable", "HCCL"),

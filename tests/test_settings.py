@@ -202,7 +202,7 @@ RULES = [
     ("uksouth", _set("serving", privateInterface="eth 0"), "qwen:serving.privateInterface", "eth0"),
     ("uksouth", _set("serving", extraArgs=["--api-key=x"]), "qwen:serving.extraArgs[0]", "set by the program"),
     ("uksouth", _set("serving", extraArgs=[7]), "qwen:serving.extraArgs[0]", "string"),
-    ("uksouth", _set("serving", tensorParallelSize="two"), "qwen:serving.tensorParallelSize", "must be int"),
+    ("uksouth", _set("serving", tensorParallelSize="two"), "qwen:serving.tensorParallelSize", "must be an integer"),
     ("uksouth", _set("serving", healthTimeoutMinutes=1), "qwen:serving.healthTimeoutMinutes", "at least 5"),
     ("uksouth", _set("benchmark", timeoutMinutes=0), "qwen:benchmark.timeoutMinutes", "at least 5"),
     ("uksouth", _set("benchmark", scenarios=[{"name": "Bad Name", "inputTokens": 8, "outputTokens": 8}]),
@@ -267,3 +267,255 @@ def test_extra_args_without_whitespace():
 @pytest.mark.parametrize("port", [6379, 8265, 10001, 15000, 52365])
 def test_api_port_must_not_collide_with_ray(port):
     one_problem("uksouth", _set("serving", port=port), "qwen:serving.port", "Ray's ports")
+
+
+# ---------------------------------------------------------------------------- holes that used to pass validation
+
+
+def _set_nas(**values):
+    return _set_nested("aliyun", "nas", **values)
+
+
+# (stack, mutation, the key the one problem names, a fragment of its message)
+HOLES = [
+    ("uksouth", _set("serving", image=""), "qwen:serving.image", "empty"),
+    ("uksouth", _set("serving", image="vllm/vllm-openai:"), "qwen:serving.image", "pinned"),
+    ("uksouth", _set("serving", image="vllm/vllm-openai :v0.11.0"), "qwen:serving.image", "whitespace"),
+    ("uksouth", _set("serving", image="vllm/vllm-openai:LATEST"), "qwen:serving.image", "pinned"),
+    ("uksouth", _set("serving", image="vllm/vllm-openai:Latest"), "qwen:serving.image", "pinned"),
+    ("uksouth", _set("serving", image="vllm/vllm-openai@sha256:abc"), "qwen:serving.image", "not an image reference"),
+    ("uksouth", _set("serving", proxyImage="nginx"), "qwen:serving.proxyImage", "pinned"),
+    ("uksouth", _set("serving", proxyImage="nginx:latest"), "qwen:serving.proxyImage", "pinned"),
+    ("uksouth", _set("serving", minDriverVersion="latest"), "qwen:serving.minDriverVersion", "such as 570"),
+    ("uksouth", _set("serving", minDriverVersion=""), "qwen:serving.minDriverVersion", "such as 570"),
+    ("uksouth", _set("model", servedName=""), "qwen:model.servedName", "empty"),
+    ("uksouth", _set("model", revision=""), "qwen:model.revision", "empty"),
+    ("uksouth", _set("model", revision="main branch"), "qwen:model.revision", "whitespace"),
+    ("uksouth", _set("serving", privateInterface=""), "qwen:serving.privateInterface", "eth0"),
+    ("uksouth", _set("azure", location=""), "qwen:azure.location", "Azure region"),
+    ("uksouth", _set("azure", location="uk-south"), "qwen:azure.location", "Azure region"),
+    ("uksouth", _set("access", allowedCidrs=["0.0.0.0/1", "128.0.0.0/1"]), "qwen:access.allowedCidrs",
+     "whole internet"),
+    ("uksouth", _set("access", allowedCidrs=["0.0.0.0/2", "64.0.0.0/2", "128.0.0.0/1"]), "qwen:access.allowedCidrs",
+     "allowAnySource"),
+    ("uksouth", _set("serving", imageExtractedGb=-30), "qwen:serving.imageExtractedGb", "more than 0"),
+    ("uksouth", _set("serving", imageExtractedGb=0), "qwen:serving.imageExtractedGb", "more than 0"),
+    ("uksouth", _set("serving", imageLargestLayerGb=-1), "qwen:serving.imageLargestLayerGb", "more than 0"),
+    ("uksouth", _set("serving", port=443), "qwen:serving.port", "at least 1024"),
+    ("aliyun-l20", _set_nas(mountDir="/"), "qwen:aliyun.nas.mountDir", "system directory"),
+    ("aliyun-l20", _set_nas(mountDir="/etc"), "qwen:aliyun.nas.mountDir", "system directory"),
+    ("aliyun-l20", _set_nas(mountDir="/usr/local"), "qwen:aliyun.nas.mountDir", "system directory"),
+    ("aliyun-l20", _set_nas(mountDir="/var"), "qwen:aliyun.nas.mountDir", "system directory"),
+    ("aliyun-l20", _set_nas(mountDir="/root"), "qwen:aliyun.nas.mountDir", "system directory"),
+    ("aliyun-l20", _set_nas(mountDir="/mnt/../etc"), "qwen:aliyun.nas.mountDir", "normalized"),
+    ("aliyun-l20", _set_nas(modelsSubdir="../../etc"), "qwen:aliyun.nas.modelsSubdir", "inside the NAS mount"),
+    ("aliyun-l20", _set_nas(modelsSubdir="models/../../etc"), "qwen:aliyun.nas.modelsSubdir", "no '..'"),
+    ("aliyun-l20", _set_nas(modelsSubdir="/etc"), "qwen:aliyun.nas.modelsSubdir", "no leading '/'"),
+    ("aliyun-l20", _set_nas(modelsSubdir=""), "qwen:aliyun.nas.modelsSubdir", "relative directory"),
+    ("aliyun-l20", _set_nas(modelsSubdir="."), "qwen:aliyun.nas.modelsSubdir", "relative directory"),
+    ("aliyun-l20", _set("aliyun", systemDiskCategory="cloud_xyz"), "qwen:aliyun.systemDiskCategory", "cloud_essd"),
+    ("aliyun-l20", _set("aliyun", modelscopeVersion=""), "qwen:aliyun.modelscopeVersion", "1.31.0"),
+    ("aliyun-l20", _set("aliyun", stopDownloader="maybe"), "qwen:aliyun.stopDownloader", "true or false"),
+    ("uksouth", _set_nested("azure", "nvidiaDriver", typeHandlerVersion=1.10), "qwen:azure.nvidiaDriver.typeHandlerVersion",
+     "quote it"),
+]
+
+
+@pytest.mark.parametrize("stack, mutate, key, fragment", HOLES, ids=[f"{h[2]}:{i}" for i, h in enumerate(HOLES)])
+def test_each_hole_is_one_line_naming_its_key(stack, mutate, key, fragment):
+    found = one_problem(stack, mutate, key + ":", fragment)
+    assert "\n" not in found
+
+
+@pytest.mark.parametrize("image", ["vllm/vllm-openai:v0.11.0", "registry.example.internal:5000/vllm/vllm-openai:v0.11.0",
+                                   "vllm/vllm-openai@sha256:" + "a" * 64, "nginx:1.28.0-alpine"])
+def test_pinned_images_pass(image):
+    raw = raw_settings("uksouth")
+    raw["serving"].update(image=image, proxyImage=image)
+    assert parse_settings("uksouth", raw).serving.proxy_image == image
+
+
+def test_whole_internet_in_pieces_with_opt_in():
+    raw = raw_settings("uksouth")
+    raw["access"] = {"allowedCidrs": ["0.0.0.0/1", "128.0.0.0/1"], "allowAnySource": True}
+    assert parse_settings("uksouth", raw).access.allowed_cidrs == ("0.0.0.0/1", "128.0.0.0/1")
+
+
+@pytest.mark.parametrize("category", ["cloud_essd", "cloud_ssd", "cloud_efficiency", "cloud_auto", "cloud_essd_entry", "cloud"])
+def test_known_system_disk_categories(category):
+    raw = raw_settings("aliyun-l20")
+    raw["aliyun"]["systemDiskCategory"] = category
+    assert parse_settings("aliyun-l20", raw).aliyun.system_disk_category == category
+
+
+@pytest.mark.parametrize("mount_dir, subdir", [("/mnt", "models"), ("/data/nas", "qwen/models"), ("/mnt/nas", "m.v2")])
+def test_nas_paths_inside_their_own_directory_pass(mount_dir, subdir):
+    raw = raw_settings("aliyun-l20")
+    raw["aliyun"]["nas"].update(mountDir=mount_dir, modelsSubdir=subdir)
+    nas = parse_settings("aliyun-l20", raw).aliyun.nas
+    assert (nas.mount_dir, nas.models_subdir) == (mount_dir, subdir)
+
+
+def test_new_settings_defaults_and_values():
+    uk, ali = parse_settings("uksouth", raw_settings("uksouth")), parse_settings("aliyun-l20", raw_settings("aliyun-l20"))
+    assert uk.serving.proxy_image == "nginx:1.28.0-alpine" and uk.serving.min_driver_version == "570"
+    assert ali.aliyun.stop_downloader is False
+    raw = raw_settings("aliyun-l20")
+    raw["serving"]["minDriverVersion"] = 575  # YAML reads an unquoted version as a number
+    raw["aliyun"]["stopDownloader"] = True
+    s = parse_settings("aliyun-l20", raw)
+    assert s.serving.min_driver_version == "575" and s.aliyun.stop_downloader is True
+    raw["serving"]["minDriverVersion"] = "570.172.08"
+    assert parse_settings("aliyun-l20", raw).serving.min_driver_version == "570.172.08"
+
+
+def test_benchmark_scenarios_replace_the_defaults():
+    raw = raw_settings("uksouth")
+    raw["benchmark"]["scenarios"] = [{"name": "only", "inputTokens": 64, "outputTokens": 64}]
+    names = [s.name for s in parse_settings("uksouth", raw).benchmark.scenarios]
+    assert names == [SEED_SCENARIO, "only"]
+    default = [s.name for s in parse_settings("uksouth", raw_settings("uksouth")).benchmark.scenarios]
+    assert default == [SEED_SCENARIO, "chat-1k-in-256-out-c8", "batch-256-in-256-out-c192"]
+
+
+# ---------------------------------------------------------------------------- every qwen:* key
+
+
+def test_flat_dotted_key_gives_the_path_command():
+    found = one_problem("uksouth", lambda r: r.update({"benchmark.runId": "2"}), "qwen:benchmark.runId:", "flat key")
+    assert "`pulumi config set --path 'qwen:benchmark.runId' 2 -s uksouth`" in found
+    assert "`pulumi config rm 'qwen:benchmark.runId' -s uksouth`" in found
+
+
+def test_flat_list_item_key_is_quoted():
+    found = one_problem("uksouth", lambda r: r.update({"access.allowedCidrs[1]": "203.0.113.0/24"}),
+                        "qwen:access.allowedCidrs[1]:", "flat key")
+    assert "`pulumi config set --path 'qwen:access.allowedCidrs[1]' 203.0.113.0/24 -s uksouth`" in found
+
+
+def test_flat_secret_key_keeps_its_value_out_of_the_message():
+    raw = raw_settings("uksouth")
+    raw["serving.image"] = "registry.example/vllm:v0.11.0-token123"
+    with pytest.raises(SettingsError) as err:
+        parse_settings("uksouth", raw, secret_keys=frozenset({"serving.image"}))
+    assert "token123" not in str(err.value)
+    assert "`pulumi config set --secret --path 'qwen:serving.image' <value> -s uksouth`" in str(err.value)
+
+
+def test_unknown_top_level_key_lists_the_known_ones():
+    found = one_problem("uksouth", lambda r: r.update(foo="1"), "qwen:foo:", "not a known setting")
+    assert "benchmark" in found and "serving" in found
+
+
+def test_snake_case_key_is_named_as_given():
+    one_problem("uksouth", _set("serving", model_wait_timeout_minutes=5), "qwen:serving.model_wait_timeout_minutes:",
+                "modelWaitTimeoutMinutes")
+
+
+def test_missing_required_key_says_how_to_set_it():
+    found = one_problem("uksouth", lambda r: r["serving"].pop("image"), "qwen:serving.image:", "is required")
+    assert "`pulumi config set --path 'qwen:serving.image' vllm/vllm-openai:v0.11.0 -s uksouth`" in found
+
+
+# ---------------------------------------------------------------------------- the README table
+
+
+def _table_rows(model=None, prefix=""):
+    """The README's settings rows, from the declarations: `qwen:<key>` | default | meaning."""
+    from stacks.settings import ScenarioSettings, Settings, _section_of
+
+    rows = []
+    for field in (model or Settings).model_fields.values():
+        key, section = prefix + field.alias, _section_of(field.annotation)
+        if section and section is not ScenarioSettings:
+            rows += _table_rows(section, key + ".")
+            continue
+        extra = field.json_schema_extra or {}
+        default = extra.get("shown") or ("(required)" if field.is_required() else
+                                          f"`{str(field.default).lower() if isinstance(field.default, bool) else field.default}`")
+        rows.append(f"| `qwen:{key}` | {default} | {field.description} |")
+    return rows
+
+
+def test_readme_settings_table_is_the_declarations():
+    expected = "\n".join(["| key | default | meaning |", "|---|---|---|", *_table_rows()])
+    section = (ROOT / "README.md").read_text().split("## Settings", 1)[1].split("\n## ", 1)[0]
+    assert expected in section, "README's settings table is stale; replace it with:\n" + expected
+
+
+# ---------------------------------------------------------------------------- through the engine's config map (mocks)
+
+
+def _created_before_refusal(monkeypatch, stack: str, **overrides) -> tuple[list[str], SettingsError]:
+    """Run the whole program with `qwen:<key>` overrides; the resources registered before SettingsError."""
+    from tests.harness import RecordingMonitor, run_stack
+
+    created: list[str] = []
+    original = RecordingMonitor.RegisterResource
+
+    def record(self, request):
+        created.append(request.type)
+        return original(self, request)
+
+    monkeypatch.setattr(RecordingMonitor, "RegisterResource", record)
+    with pytest.raises(SettingsError) as err:
+        run_stack(stack, monkeypatch, **overrides)
+    return [t for t in created if t != "pulumi:pulumi:Stack"], err.value
+
+
+@pytest.mark.parametrize("stack", ["uksouth", "aliyun-l20"])
+def test_flat_and_unknown_keys_are_refused_before_any_resource(monkeypatch, stack):
+    created, err = _created_before_refusal(monkeypatch, stack, **{"benchmark.runId": "2", "foo": "1"})
+    assert created == []
+    assert err.problems == [
+        f"qwen:benchmark.runId: is a flat key (set without --path), which nothing reads. Set what you meant with "
+        f"`pulumi config set --path 'qwen:benchmark.runId' 2 -s {stack}` and remove this one with "
+        f"`pulumi config rm 'qwen:benchmark.runId' -s {stack}`",
+        "qwen:foo: is not a known setting (known: access, aliyun, azure, benchmark, cloud, model, owned, serving, "
+        "sshPrivateKey); check its spelling, or remove it",
+    ]
+
+
+def test_models_subdir_escaping_the_mount_is_refused_before_any_resource(monkeypatch):
+    aliyun = yaml.safe_load((ROOT / "Pulumi.aliyun-l20.yaml").read_text())["config"]["qwen:aliyun"]
+    aliyun["nas"]["modelsSubdir"] = "../../etc"
+    created, err = _created_before_refusal(monkeypatch, "aliyun-l20", aliyun=aliyun)
+    assert created == []
+    assert len(err.problems) == 1 and err.problems[0].startswith("qwen:aliyun.nas.modelsSubdir: '../../etc'")
+
+
+def test_settings_read_from_the_engine_config(monkeypatch):
+    from stacks.settings import load_settings
+    from tests.harness import run_pulumi, stack_config
+
+    loaded = {}
+    config = stack_config("aliyun-l20", serving={**yaml.safe_load((ROOT / "Pulumi.aliyun-l20.yaml").read_text())[
+        "config"]["qwen:serving"], "minDriverVersion": "575"})
+    run_pulumi(lambda: loaded.update(s=load_settings()), stack="aliyun-l20", config=config)
+    assert loaded["s"].stack == "aliyun-l20" and loaded["s"].serving.min_driver_version == "575"
+    assert loaded["s"].aliyun.nas.models_subdir == "models"
+
+
+def test_settings_read_from_the_language_hosts_env(monkeypatch):
+    """`pulumi up` hands the program its config as the PULUMI_CONFIG JSON map (secret keys in
+    PULUMI_CONFIG_SECRET_KEYS); every qwen:* key in it is read, a secret one is never shown."""
+    import json
+
+    from stacks.settings import load_settings
+    from tests.harness import run_pulumi, stack_config
+
+    config = {**stack_config("uksouth"), "qwen:serving.image": "registry.example/vllm:v0.11.0-token123"}
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps(config))
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", json.dumps(["qwen:serving.image"]))
+    errors = []
+
+    def program():
+        try:
+            load_settings()
+        except SettingsError as err:
+            errors.append(err)
+
+    run_pulumi(program, stack="uksouth", config={})
+    assert len(errors) == 1 and len(errors[0].problems) == 1, errors
+    assert "`pulumi config set --secret --path 'qwen:serving.image' <value> -s uksouth`" in errors[0].problems[0]
+    assert "token123" not in str(errors[0])
