@@ -16,6 +16,7 @@ from typing import Any, Mapping, Optional
 import pulumi
 
 from components.benchmark import Scenario
+from components.vllm_service import VLLM_LOCAL_PORT
 from stacks.catalog import GPU_SIZES, MODELS, GpuSize, ModelSpec
 
 NAMESPACE = "qwen"
@@ -83,6 +84,7 @@ class ServingSettings:
     image_largest_layer_gb: float
     extra_args: tuple[str, ...]
     container_toolkit_repo: str
+    proxy_image: str  # the TLS proxy in front of vLLM
 
     @property
     def image_pull_disk_gb(self) -> float:
@@ -347,6 +349,8 @@ MANAGED_VLLM_FLAGS = {
 # Ray's fixed ports on every node (GCS, dashboard, client, dashboard agent) and its worker port range.
 RAY_PORTS = {6379, 8265, 10001, 52365}
 RAY_WORKER_PORTS = range(10002, 20000)
+# [registry[:port]/]repository:tag (or @sha256:digest); "latest" is refused separately.
+PINNED_IMAGE = re.compile(r"(?:[A-Za-z0-9.-]+(?::\d+)?/)?[a-z0-9._/-]+(?::\w[\w.-]{0,127}|@sha256:[0-9a-f]{64})")
 
 
 def _managed_flag(arg: str) -> Optional[str]:
@@ -360,7 +364,7 @@ def _parse_serving(raw: Any, problems: list[str]) -> ServingSettings:
     r.unknown_keys({
         "image", "port", "tensorParallelSize", "pipelineParallelSize", "gpuMemoryUtilization",
         "privateInterface", "modelWaitTimeoutMinutes", "healthTimeoutMinutes", "imageExtractedGb",
-        "imageLargestLayerGb", "extraArgs", "containerToolkitRepo",
+        "imageLargestLayerGb", "extraArgs", "containerToolkitRepo", "proxyImage",
     })
     image = r.str("image", required=True, hint=f"`pulumi config set --path {NAMESPACE}:serving.image vllm/vllm-openai:v0.11.0`")
     if image and (":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest")):
@@ -385,6 +389,11 @@ def _parse_serving(raw: Any, problems: list[str]) -> ServingSettings:
     port = r.int("port", 8000, minimum=1024, maximum=65535)
     if isinstance(port, int) and (port in RAY_PORTS or port in RAY_WORKER_PORTS):
         r.problem("port", f"{port} is one of Ray's ports on the same host network (6379, 8265, 10001, 52365, 10002-19999); use e.g. 8000")
+    if port == VLLM_LOCAL_PORT:
+        r.problem("port", f"{port} is vLLM's own port on 127.0.0.1 behind the TLS proxy; use e.g. 8000")
+    proxy_image = r.str("proxyImage", "nginx:1.28.0-alpine")
+    if proxy_image is not None and (not PINNED_IMAGE.fullmatch(proxy_image) or proxy_image.lower().endswith(":latest")):
+        r.problem("proxyImage", f"'{proxy_image}' must be an image pinned to a version tag, for example nginx:1.28.0-alpine")
     return ServingSettings(
         image=image,
         port=port,
@@ -398,6 +407,7 @@ def _parse_serving(raw: Any, problems: list[str]) -> ServingSettings:
         image_largest_layer_gb=r.float("imageLargestLayerGb", 6.0),
         extra_args=tuple(a for a in extra if isinstance(a, str)),
         container_toolkit_repo=toolkit_repo,
+        proxy_image=proxy_image,
     )
 
 
