@@ -171,3 +171,11 @@ def test_a_mirror_is_one_setting_away(monkeypatch):
 
 def test_nas_is_in_the_nodes_zone(run):
     assert run.one("alicloud:nas/fileSystem:FileSystem").inputs["zoneId"] == run.one("alicloud:vpc/switch:Switch").inputs["zoneId"]
+
+
+def test_served_only_through_the_tls_proxy(run):
+    from tests.test_component_tls_proxy import assert_served_through_the_proxy
+
+    head = run.outputs["nodes"][0]
+    assert head["name"] == "qwen-l20-gpu-0"
+    assert_served_through_the_proxy(run, head["publicIp"], head["privateIp"], "k" * 40)

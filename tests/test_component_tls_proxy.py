@@ -131,3 +131,40 @@ def test_config_checks_the_key_on_every_location_but_health():
         assert needs_key is (where != "= /health"), where
     assert "listen 0.0.0.0:8000 ssl;" in conf and "proxy_buffering off;" in conf
     assert "return 404" in locations["/"] and "proxy_pass" not in locations["/"]
+
+
+def assert_served_through_the_proxy(run, public_ip: str, private_ip: str, api_key: str) -> None:
+    """For a whole stack's run: vLLM binds 127.0.0.1 on its own port; the proxy requires the key on
+    every path but /health; the endpoint is https; the CA certificate is an output; the server key
+    and the API key travel only on stdin; the certificate's SANs hold the public IP."""
+    from components.vllm_service import VLLM_LOCAL_PORT
+
+    cmds = run.commands()
+    serve = cmds["vllm-serve"].inputs["create"]
+    assert '--host 127.0.0.1 --port "$PORT"' in serve and "--host 0.0.0.0" not in serve
+    assert step_env(serve)["PORT"] == str(VLLM_LOCAL_PORT)
+    assert step_env(cmds["vllm-health"].inputs["create"])["PORT"] == str(VLLM_LOCAL_PORT)
+    for name, cmd in cmds.items():
+        if name.startswith("bench-"):
+            assert step_env(cmd.inputs["create"])["PORT"] == str(VLLM_LOCAL_PORT), name
+    start = cmds["proxy-start"]
+    conf = step_env(start.inputs["create"])["NGINX_CONF"]
+    assert conf == nginx_config(8000, VLLM_LOCAL_PORT)
+    locations = dict(re.findall(r"location (= \S+|/) \{(.*?)\n        \}", conf, re.S))
+    assert set(locations) == {"= /health", *(f"= {p}" for p in FORWARDED_PATHS), "/"}
+    for where, body in locations.items():
+        assert ("if ($qwen_key_ok = 0) { return 401" in body) is (where != "= /health"), where
+    assert run.outputs["endpoint"] == f"https://{public_ip}:8000/v1"
+    ca = run.named("proxy-ca")
+    assert ca.inputs["isCaCertificate"] is True
+    assert run.outputs["caCertificate"] == "-----BEGIN CERTIFICATE-----\nmock-proxy-ca\n-----END CERTIFICATE-----\n"
+    assert run.named("proxy-server-csr").inputs["ipAddresses"] == [public_ip, private_ip]
+    assert "stdin" in start.secret_inputs and start.inputs["logging"] == "none"
+    key_line, server_key = start.inputs["stdin"]["value"].split("\n", 1)
+    assert key_line == api_key and "mock-proxy-server-key" in server_key
+    for name, cmd in cmds.items():
+        assert api_key not in cmd.inputs["create"] and "mock-proxy-server-key" not in cmd.inputs["create"], name
+        if name not in ("vllm-serve", "proxy-start"):
+            assert "stdin" not in cmd.inputs, name
+    assert run.depends_on(cmds["proxy-smoke"], cmds["vllm-health"])
+    assert run.depends_on(cmds["bench-seed-10k-in-800-out-c1"], cmds["proxy-smoke"])

@@ -241,3 +241,9 @@ def test_a_new_serving_image_re_checks_health_and_re_runs_benchmarks(run, monkey
     vm_before = run.one("azure-native:compute:VirtualMachine").inputs["osProfile"]["customData"]
     assert changed.one("azure-native:compute:VirtualMachine").inputs["osProfile"]["customData"] == vm_before
     assert before["prefetch-vm-qwen-nc48"].inputs["create"] != after["prefetch-vm-qwen-nc48"].inputs["create"]
+
+
+def test_served_only_through_the_tls_proxy(run):
+    from tests.test_component_tls_proxy import assert_served_through_the_proxy
+
+    assert_served_through_the_proxy(run, "51.142.202.62", "10.10.1.4", "k" * 40)
