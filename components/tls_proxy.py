@@ -171,7 +171,7 @@ class TlsProxy(pulumi.ComponentResource):
             f"{name}-server-cert", cert_request_pem=request.cert_request_pem,
             ca_private_key_pem=ca_key.private_key_pem, ca_cert_pem=ca.cert_pem,
             validity_period_hours=SERVER_CERT_HOURS, early_renewal_hours=SERVER_CERT_RENEWAL_HOURS,
-            allowed_uses=["digital_signature", "key_encipherment", "server_auth"], opts=child)
+            allowed_uses=["digital_signature", "server_auth"], opts=child)  # ECDSA: no key_encipherment
 
         start_env = ProxyStartEnv(IMAGE=args.image, PORT=str(args.port), NGINX_CONF=nginx_config(args.port, args.upstream_port),
                                   CONF_MOUNT=CONTAINER_CONF_DIR, SERVER_CERT=server_cert.cert_pem)
