@@ -124,6 +124,8 @@ class ProxySmokeEnv:
 
     PORT: str  # the public API port
     PUBLIC_IP: pulumi.Input[str]  # the name the certificate must be valid for
+    PRIVATE_IP: pulumi.Input[str]  # where vLLM must not answer
+    UPSTREAM_PORT: str  # vLLM's port on 127.0.0.1
     CA_CERT: pulumi.Input[str]  # PEM of the CA that signed the server certificate
     SERVED_NAME: str  # the model the measured request asks
 
@@ -183,8 +185,8 @@ class TlsProxy(pulumi.ComponentResource):
         )
         # Changes whenever the start command does (image, config, certificate).
         start_fingerprint = self.start.create.apply(lambda create: hashlib.sha256(create.encode()).hexdigest()[:16])
-        smoke_env = ProxySmokeEnv(PORT=str(args.port), PUBLIC_IP=args.head.public_ip, CA_CERT=ca.cert_pem,
-                                  SERVED_NAME=args.served_name)
+        smoke_env = ProxySmokeEnv(PORT=str(args.port), PUBLIC_IP=args.head.public_ip, PRIVATE_IP=args.head.private_ip,
+                                  UPSTREAM_PORT=str(args.upstream_port), CA_CERT=ca.cert_pem, SERVED_NAME=args.served_name)
         self.ready = remote_step(
             f"{name}-smoke", step="proxy-smoke", host=args.head, script="proxy_smoke.sh", env=dict(vars(smoke_env)),
             # Re-checked whenever vLLM or the proxy changes.

@@ -104,6 +104,7 @@ def test_start_after_vllm_then_smoke(run):
     assert start.urn in smoke.dependencies
     env = step_env(smoke.inputs["create"])
     assert env["PUBLIC_IP"] == PUBLIC_IP and env["PORT"] == "8443" and env["SERVED_NAME"] == "org/M"
+    assert env["PRIVATE_IP"] == PRIVATE_IP and env["UPSTREAM_PORT"] == "8001"
     assert "mock-gate-ca\n" in env["CA_CERT"]
     assert required_env("proxy_smoke.sh") <= set(env)
     # re-checked when vLLM's serve command or the proxy's start command changes

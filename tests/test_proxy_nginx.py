@@ -283,15 +283,27 @@ def test_start_step_refuses_bad_stdin(proxy, tmp_path, stdin, message):
     assert result.returncode == 1 and message in result.stderr
 
 
-def test_smoke_step_against_the_real_proxy(proxy):
+def this_hosts_address() -> str:
+    """A non-loopback address of this machine (no packet is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(("192.0.2.1", 9))
+        return s.getsockname()[0]
+
+
+def run_smoke(proxy, tmp: Path, upstream_port: int, public_ip: str = PUBLIC_IP, wait: int = 120):
     require("jq")
-    tmp, port = proxy["tmp"], proxy["port"]
     script = (SCRIPTS_DIR / "common.sh").read_text() + (SCRIPTS_DIR / "proxy_smoke.sh").read_text()
     script = (script.replace("/var/log/qwen", str(tmp / "log")).replace("/etc/qwen", str(tmp / "etc"))
-              .replace("/var/lib/qwen", str(tmp / "lib")))
-    env = {**os.environ, "QWEN_STEP": "proxy-smoke", "QWEN_HOST": "h", "PORT": str(port), "PUBLIC_IP": PUBLIC_IP,
-           "CA_CERT": (tmp / "certs" / "ca.crt").read_text(), "SERVED_NAME": "org/M"}
-    result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+              .replace("/var/lib/qwen", str(tmp / "lib")).replace("wait_until 120", f"wait_until {wait}"))
+    env = {**os.environ, "QWEN_STEP": "proxy-smoke", "QWEN_HOST": "h", "PORT": str(proxy["port"]),
+           "PUBLIC_IP": public_ip, "PRIVATE_IP": this_hosts_address(), "UPSTREAM_PORT": str(upstream_port),
+           "CA_CERT": (proxy["tmp"] / "certs" / "ca.crt").read_text(), "SERVED_NAME": "org/M"}
+    return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+
+
+def test_smoke_step_against_the_real_proxy(proxy):
+    tmp = proxy["tmp"]
+    result = run_smoke(proxy, tmp, proxy["upstream"].server_address[1])
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["status"] == 200 and 0 < out["seconds"] < 10
@@ -302,17 +314,27 @@ def test_smoke_step_against_the_real_proxy(proxy):
     assert API_KEY not in result.stderr and API_KEY not in (tmp / "log" / "proxy-smoke.log").read_text()
 
 
+def secret_header(tmp: Path) -> None:
+    (tmp / "etc" / "secrets").mkdir(parents=True)
+    (tmp / "etc" / "secrets" / "proxy-auth-header").write_text(f"Authorization: {BEARER}\n")
+
+
 def test_smoke_step_fails_when_the_certificate_does_not_verify(proxy, tmp_path):
-    require("jq")
-    port = proxy["port"]
-    (tmp_path / "etc" / "secrets").mkdir(parents=True)
-    (tmp_path / "etc" / "secrets" / "proxy-auth-header").write_text(f"Authorization: {BEARER}\n")
-    script = (SCRIPTS_DIR / "common.sh").read_text() + (SCRIPTS_DIR / "proxy_smoke.sh").read_text()
-    script = (script.replace("/var/log/qwen", str(tmp_path / "log")).replace("/etc/qwen", str(tmp_path / "etc"))
-              .replace("/var/lib/qwen", str(tmp_path / "lib")).replace("wait_until 120", "wait_until 0"))
-    # the certificate is valid for PUBLIC_IP, not for the private IP's neighbour
-    env = {**os.environ, "QWEN_STEP": "proxy-smoke", "QWEN_HOST": "h", "PORT": str(port), "PUBLIC_IP": "10.0.0.5",
-           "CA_CERT": (proxy["tmp"] / "certs" / "ca.crt").read_text(), "SERVED_NAME": "org/M"}
-    result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+    secret_header(tmp_path)
+    # the certificate is valid for PUBLIC_IP and PRIVATE_IP, not for their neighbour
+    result = run_smoke(proxy, tmp_path, proxy["upstream"].server_address[1], public_ip="10.0.0.5", wait=0)
     assert result.returncode == 1 and "timed out after 0s waiting for the TLS proxy" in result.stderr
     assert "certificate" in result.stderr  # curl's verification error, from this run's log
+
+
+def test_smoke_step_fails_when_vllm_listens_on_every_interface(proxy, tmp_path):
+    secret_header(tmp_path)
+    exposed = ThreadingHTTPServer(("0.0.0.0", 0), StubVllm)
+    exposed.seen, exposed.release, exposed.released_in_time = [], threading.Event(), []
+    threading.Thread(target=exposed.serve_forever, daemon=True).start()
+    try:
+        result = run_smoke(proxy, tmp_path, exposed.server_address[1])
+    finally:
+        exposed.shutdown()
+    assert result.returncode == 1
+    assert f"vLLM answers on {this_hosts_address()}:{exposed.server_address[1]}; it must listen on 127.0.0.1 only" in result.stderr

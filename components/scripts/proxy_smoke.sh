@@ -1,10 +1,10 @@
 # shellcheck shell=bash
 # Step (on the head): check the TLS proxy as a client would. The certificate must verify for the
 # public IP against the program's CA, /health must answer without the key, other paths must refuse
-# a request without it (401) and a path the proxy does not forward must be 404 even with it; then
-# one streamed chat request through the proxy is measured.
+# a request without it (401) and a path the proxy does not forward must be 404 even with it; vLLM
+# must not answer on the private IP; then one streamed chat request through the proxy is measured.
 # Prints {"status", "seconds", "withoutKey": {path: HTTP status}}.
-# Env: PORT, PUBLIC_IP, CA_CERT, SERVED_NAME.
+# Env: PORT, PUBLIC_IP, PRIVATE_IP, UPSTREAM_PORT, CA_CERT, SERVED_NAME.
 name=qwen-proxy
 qwen_diagnostics() {
   echo "qwen: last lines of the $name container log:"
@@ -42,6 +42,10 @@ for path in /health /v1/models /v1/chat/completions /invocations /metrics /token
 done
 code=$(http_status -H @"$header" "$base/metrics")
 [ "$code" = 404 ] || fail "/metrics answered HTTP $code with the API key; the proxy must not forward it (404)"
+# vLLM listens on 127.0.0.1 only: on the private IP its port must refuse the connection.
+if curl -sS -o /dev/null --connect-timeout 5 --max-time 10 "http://$PRIVATE_IP:$UPSTREAM_PORT/health"; then
+  fail "vLLM answers on $PRIVATE_IP:$UPSTREAM_PORT; it must listen on 127.0.0.1 only"
+fi
 
 body=$(jq -nc --arg model "$SERVED_NAME" \
   '{model: $model, messages: [{role: "user", content: "Reply with one word: ready."}], max_tokens: 8, temperature: 0, stream: true}')
