@@ -23,7 +23,7 @@ import cloudinit
 from components.remote import GpuHost, Removal, remote_step
 
 # Containers the serving steps start; removed here too, should one outlive its own step.
-SERVING_CONTAINERS = ("qwen-vllm", "qwen-ray")
+SERVING_CONTAINERS = ("qwen-proxy", "qwen-vllm", "qwen-ray")
 
 
 def files_archive(files: Sequence[dict]) -> str:

@@ -76,10 +76,11 @@ def build(settings: Settings) -> StackOutputs:
         ))
         hosts.append(setup.host)
     serving = serve_and_measure(settings, hosts, owned.model_root, model_dir, prefetch_model=True,
-                                listen_address=owned.listen_address)
+                                listen_address=owned.listen_address, api_host=api_address(owned))
     port = settings.serving.port
     return StackOutputs(
-        endpoint=f"http://{api_address(owned)}:{port}/v1",
+        endpoint=serving.proxy.endpoint,
+        ca_certificate=serving.proxy.ca_certificate,
         served_model=serving.service.served_model,
         api_key=serving.api_key,
         public_ip=hosts[0].public_ip,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Optional, Sequence
 
 import pulumi
 import pulumi_random as random
@@ -16,7 +16,8 @@ from components.benchmark import Benchmark, BenchmarkArgs
 from components.prefetch import Prefetch, PrefetchArgs
 from components.ray_cluster import RayCluster, RayClusterArgs
 from components.remote import GpuHost
-from components.vllm_service import VllmService, VllmServiceArgs
+from components.tls_proxy import TlsProxy, TlsProxyArgs
+from components.vllm_service import VLLM_LOCAL_PORT, VllmService, VllmServiceArgs
 from stacks.settings import SEED_SCENARIO, Settings
 
 
@@ -25,16 +26,18 @@ class Serving:
     prefetch: Prefetch
     ray: RayCluster
     service: VllmService
+    proxy: TlsProxy
     benchmark: Benchmark
     api_key: pulumi.Output[str]
 
 
 def serve_and_measure(settings: Settings, hosts: Sequence[GpuHost], model_root: str, model_dir: str,
-                      prefetch_model: bool, listen_address: str = "0.0.0.0") -> Serving:
+                      prefetch_model: bool, listen_address: str = "0.0.0.0", api_host: Optional[str] = None) -> Serving:
     """hosts: GPU hosts, head first. model_root: host directory with the weights; model_dir: the
     model in it. prefetch_model: download the weights to each host (False: a shared store has them).
-    listen_address: where the API listens on the head. One host serves with vLLM's mp executor and
-    no Ray; several form a Ray cluster."""
+    listen_address: where the API (the TLS proxy) listens on the head; api_host: the address or name
+    clients use (default: the head's public IP). One host serves with vLLM's mp executor and no Ray;
+    several form a Ray cluster."""
     serving = settings.serving
     api_key = random.RandomPassword("vllm-api-key", length=40, special=False)
     prefetch = Prefetch("prefetch", PrefetchArgs(
@@ -50,18 +53,25 @@ def serve_and_measure(settings: Settings, hosts: Sequence[GpuHost], model_root: 
     service = VllmService("vllm", VllmServiceArgs(
         head=ray.head, cluster_ready=ray.ready, image=serving.image, model_root=model_root, model_dir=model_dir,
         model_revision=settings.model.revision,
-        served_name=settings.model.served_name, port=serving.port,
+        served_name=settings.model.served_name, port=VLLM_LOCAL_PORT,
         tensor_parallel_size=serving.tensor_parallel_size, pipeline_parallel_size=serving.pipeline_parallel_size,
         max_model_len=settings.model.max_model_len, gpu_memory_utilization=serving.gpu_memory_utilization,
         private_interface=serving.private_interface, api_key=api_key.result, extra_args=serving.extra_args,
         model_wait_timeout_minutes=serving.model_wait_timeout_minutes,
         health_timeout_minutes=serving.health_timeout_minutes,
-        executor="ray" if ray.uses_ray else "mp", listen_address=listen_address,
+        executor="ray" if ray.uses_ray else "mp",
     ))
+    # The only public door: TLS and the key on every path but /health, the OpenAI routes only.
+    proxy = TlsProxy("proxy", TlsProxyArgs(
+        head=ray.head, service_ready=service.ready, service_fingerprint=service.fingerprint, image=serving.proxy_image,
+        port=serving.port, upstream_port=VLLM_LOCAL_PORT, api_key=api_key.result, served_name=settings.model.served_name,
+        listen_address=listen_address, api_host=api_host,
+    ))
+    # The benchmark measures vLLM itself on 127.0.0.1, after the smoke check (never beside it).
     benchmark = Benchmark("bench", BenchmarkArgs(
-        head=ray.head, service_ready=service.ready, service_fingerprint=service.fingerprint, image=serving.image,
-        model_root=model_root, model_dir=model_dir, served_name=settings.model.served_name, port=serving.port,
+        head=ray.head, service_ready=proxy.ready, service_fingerprint=service.fingerprint, image=serving.image,
+        model_root=model_root, model_dir=model_dir, served_name=settings.model.served_name, port=VLLM_LOCAL_PORT,
         scenarios=settings.benchmark.scenarios, headline=SEED_SCENARIO, run_id=settings.benchmark.run_id,
         timeout_minutes=settings.benchmark.timeout_minutes,
     ))
-    return Serving(prefetch, ray, service, benchmark, api_key.result)  # RandomPassword.result is secret
+    return Serving(prefetch, ray, service, proxy, benchmark, api_key.result)  # RandomPassword.result is secret

@@ -133,6 +133,11 @@ class CloudMocks(pulumi.runtime.Mocks):
         elif t == "tls:index/privateKey:PrivateKey":
             state["publicKeyOpenssh"] = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAACAQMockPublicKeyForTestsOnly qwen\n"
             state["privateKeyOpenssh"] = "-----BEGIN OPENSSH PRIVATE KEY-----\nmock\n-----END OPENSSH PRIVATE KEY-----\n"
+            state["privateKeyPem"] = f"-----BEGIN PRIVATE KEY-----\nmock-{args.name}\n-----END PRIVATE KEY-----\n"
+        elif t in ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"):
+            state["certPem"] = f"-----BEGIN CERTIFICATE-----\nmock-{args.name}\n-----END CERTIFICATE-----\n"
+        elif t == "tls:index/certRequest:CertRequest":
+            state["certRequestPem"] = f"-----BEGIN CERTIFICATE REQUEST-----\nmock-{args.name}\n-----END CERTIFICATE REQUEST-----\n"
         elif t == "random:index/randomPassword:RandomPassword":
             state["result"] = "k" * int(state.get("length", 32))
         elif t == "alicloud:ecs/instance:Instance":
@@ -166,6 +171,10 @@ class CloudMocks(pulumi.runtime.Mocks):
             return text
         if step == "vllm-health":
             return json.dumps({"models": [env["SERVED_NAME"]]})
+        if step == "proxy-smoke":
+            return json.dumps({"status": 200, "seconds": 0.412, "withoutKey": {
+                "/health": 200, "/v1/models": 401, "/v1/chat/completions": 401, "/invocations": 401, "/metrics": 401,
+                "/tokenize": 401}})
         if step.startswith("benchmark-"):
             name = "vllm_bench_seed.json" if env["SCENARIO"].startswith("seed-") else "vllm_bench_chat.json"
             result = json.loads(fixture(name))

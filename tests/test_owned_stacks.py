@@ -68,7 +68,7 @@ def test_no_cloud_provider_and_no_cloud_resource(owned):
     _, run = owned
     types = {r.type for r in run.resources}
     assert not [t for t in types if t.startswith(("azure-native:", "alicloud:", "pulumi:providers:azure", "pulumi:providers:alicloud"))]
-    assert not [t for t in types if t.startswith("tls:")]  # the key is the team's, not generated
+    assert "tls:index/privateKey:PrivateKey" in types  # the TLS proxy's certificate; the SSH key is the team's
 
 
 def test_steps_in_order_with_one_host_and_no_ray(owned):
@@ -76,7 +76,7 @@ def test_steps_in_order_with_one_host_and_no_ray(owned):
     host = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]["qwen:owned"]["hosts"][0]["name"]
     cmds = run.commands()
     chain = [f"{host}-host-setup", f"prefetch-{host}", f"ray-{host}-node-ready", "vllm-serve", "vllm-health",
-             "bench-seed-10k-in-800-out-c1"]
+             "proxy-start", "proxy-smoke", "bench-seed-10k-in-800-out-c1"]
     for earlier, later in zip(chain, chain[1:]):
         assert run.depends_on(cmds[later], cmds[earlier]), f"{later} must come after {earlier}"
     assert not [n for n in cmds if n in ("ray-head", "ray-gpus") or n.startswith("ray-worker")]
@@ -114,16 +114,17 @@ def test_the_private_key_is_secret_and_never_in_a_command(owned):
 def test_destroy_removes_containers_and_units_but_keeps_weights_and_images(rtx):
     cmds = rtx.commands()
     with_delete = {name for name, cmd in cmds.items() if cmd.inputs.get("delete")}
-    assert with_delete == {"ws-4090-host-setup", "vllm-serve"}
+    assert with_delete == {"ws-4090-host-setup", "vllm-serve", "proxy-start"}
     setup = step_env(cmds["ws-4090-host-setup"].inputs["delete"])
     assert setup["QWEN_STEP"] == "host-setup-remove"
-    assert setup["CONTAINERS"].splitlines() == ["qwen-vllm", "qwen-ray"]
+    assert setup["CONTAINERS"].splitlines() == ["qwen-proxy", "qwen-vllm", "qwen-ray"]
     assert setup["UNITS"].splitlines() == ["qwen-prefetch.path", "qwen-prefetch.service"]
     paths = setup["PATHS"].splitlines()
     assert "/etc/qwen" in paths and "/opt/qwen/bin/prefetch.sh" in paths
     assert not [p for p in paths if p.startswith("/var/lib/qwen/models") or p == "/var/lib/qwen"]
     serve = step_env(cmds["vllm-serve"].inputs["delete"])
     assert serve["CONTAINERS"] == "qwen-vllm" and serve["PATHS"] == "/etc/qwen/secrets"
+    assert step_env(cmds["proxy-start"].inputs["delete"])["CONTAINERS"] == "qwen-proxy"
     for name in with_delete:
         assert cmds[name].delete_before_replace, name  # the removal never hits what the new step starts
     assert "docker image" not in json.dumps({n: c.inputs.get("delete") for n, c in cmds.items()})
@@ -136,7 +137,8 @@ def test_rtx4090_devices_env_and_flags(rtx):
     assert serve["DEVICE_ARGS"] == "--gpus\nall"
     assert serve["CONTAINER_ENV"] == "NCCL_P2P_DISABLE=1"  # GeForce: no P2P; one host: no socket env
     assert serve["TP"] == "2" and serve["PP"] == "1" and serve["GPU_MEMORY_UTILIZATION"] == "0.85"
-    assert serve["EXTRA_ARGS"] == "" and serve["LISTEN_ADDRESS"] == "0.0.0.0"
+    assert serve["EXTRA_ARGS"] == ""
+    assert "listen 0.0.0.0:8000 ssl;" in env_of(rtx, "proxy-start")["NGINX_CONF"]
     ready = env_of(rtx, "ray-ws-4090-node-ready")
     assert "nvidia-smi" in ready["ACCEL_COUNT_COMMAND"] and ready["DEVICE_ARGS"] == "--gpus\nall"
     bench = env_of(rtx, "bench-seed-10k-in-800-out-c1")
@@ -182,13 +184,13 @@ def test_outputs_contract_with_either_family(owned):
     gpus = o["nodes"][0]["gpus"]
     if stack == "ascend-300i":
         assert len(gpus) == 4 and gpus[0] == {"index": 0, "name": "Ascend 310P3", "memoryMiB": 44280, "driver": "24.1.rc3"}
-        assert o["endpoint"] == f"http://{ADDRESS}:8000/v1" and o["sshCommand"] == f"ssh -i ~/.ssh/qwen-ascend-300i.pem qwen@{ADDRESS}"
+        assert o["endpoint"] == f"https://{ADDRESS}:8000/v1" and o["sshCommand"] == f"ssh -i ~/.ssh/qwen-ascend-300i.pem qwen@{ADDRESS}"
     elif stack == "rtx4090":
         assert [g["name"] for g in gpus] == ["NVIDIA GeForce RTX 4090"] * 2
         assert o["nodes"][0]["privateIp"] == "192.168.50.10"  # what host-setup found on the host
         assert o["publicIp"] == ADDRESS
     else:
-        assert len(gpus) == 1 and o["endpoint"] == "http://127.0.0.1:8000/v1" and o["sshCommand"] == ""
+        assert len(gpus) == 1 and o["endpoint"] == "https://127.0.0.1:8000/v1" and o["sshCommand"] == ""
         assert o["publicIp"] == "127.0.0.1"
     assert o["tokensPerSecond"] == json.loads(fixture("vllm_bench_seed.json"))["output_throughput"]
 
@@ -199,12 +201,17 @@ def test_local_runs_every_step_on_this_machine(monkeypatch):
     assert types == {"command:local:Command"}
     setup = run.commands()["local-host-setup"]
     assert "connection" not in setup.inputs
-    assert env_of(run, "vllm-serve")["LISTEN_ADDRESS"] == "127.0.0.1"
+    proxy = env_of(run, "proxy-start")
+    assert "listen 127.0.0.1:8000 ssl;" in proxy["NGINX_CONF"]  # this machine only
+    smoke = env_of(run, "proxy-smoke")
+    assert smoke["PUBLIC_IP"] == smoke["CONNECT_IP"] == "127.0.0.1"
 
 
 def test_api_on_the_heads_loopback_gets_an_ssh_tunnel(monkeypatch):
     run = run_owned("rtx4090", monkeypatch, owned=owned_config("rtx4090", listenAddress="127.0.0.1"))
-    assert run.outputs["endpoint"] == "http://127.0.0.1:8000/v1"
+    assert run.outputs["endpoint"] == "https://127.0.0.1:8000/v1"
+    csr = run.one("tls:index/certRequest:CertRequest").inputs
+    assert csr["ipAddresses"] == ["127.0.0.1", "192.168.50.10"]  # valid through the tunnel
     assert run.outputs["sshCommand"] == f"ssh -i ~/.ssh/qwen-rtx4090.pem -L 8000:127.0.0.1:8000 qwen@{ADDRESS}"
 
 
@@ -243,3 +250,12 @@ def test_a_model_that_does_not_fit_is_refused_before_any_step(monkeypatch):
 
     with pytest.raises(SettingsError, match=r"qwen:model.maxModelLen: Qwen/Qwen2.5-72B-Instruct needs .* per GPU"):
         run_owned("ascend-300i", monkeypatch, model={"id": "Qwen/Qwen2.5-72B-Instruct", "maxModelLen": 16384})
+
+
+def test_a_host_reached_by_name_gets_a_certificate_for_that_name(monkeypatch):
+    run = run_owned("rtx4090", monkeypatch, owned=owned_config("rtx4090", address="ws-4090.lab.example"))
+    csr = run.one("tls:index/certRequest:CertRequest").inputs
+    assert csr["dnsNames"] == ["ws-4090.lab.example"] and csr["ipAddresses"] == ["192.168.50.10"]
+    assert run.outputs["endpoint"] == "https://ws-4090.lab.example:8000/v1"
+    smoke = env_of(run, "proxy-smoke")
+    assert smoke["PUBLIC_IP"] == "ws-4090.lab.example" and smoke["CONNECT_IP"] == "127.0.0.1"

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# Step (on the Ray head): one `vllm bench serve` scenario on the random dataset. The Command's
-# stdout is exactly the saved result JSON.
+# Step (on the Ray head): one `vllm bench serve` scenario on the random dataset, against vLLM
+# itself on 127.0.0.1 (PORT is its local port). The Command's stdout is exactly the saved result JSON.
 # Env: IMAGE, MODEL_DIR, MODEL_ROOT, SERVED_NAME, PORT, SCENARIO, INPUT_LEN, OUTPUT_LEN, NUM_PROMPTS,
 #      CONCURRENCY, WARMUPS, RUN_ID, BENCH_TIMEOUT (seconds), DEVICE_ARGS and CONTAINER_ENV (one per line:
 #      the serving image's vLLM loads its accelerator platform even as a client).
@@ -15,9 +15,9 @@ rm -f "${result_dir:?}/$result_file"
 accelerator_docker_args
 bench() {
   timeout "$BENCH_TIMEOUT" docker run --rm --network host "${ACCEL_DOCKER_ARGS[@]}" \
-    --env-file /etc/qwen/secrets/bench.env \
+    -v "$QWEN_API_KEY_FILE:$QWEN_API_KEY_MOUNT:ro" \
     -v "$MODEL_ROOT:$MODEL_ROOT:ro" -v "$result_dir:/results" \
-    --entrypoint vllm "$IMAGE" bench serve \
+    --entrypoint sh "$IMAGE" -c "$(exec_vllm_with_key OPENAI_API_KEY)" vllm bench serve \
     --backend openai --base-url "http://127.0.0.1:$PORT" \
     --model "$SERVED_NAME" --tokenizer "$MODEL_DIR" \
     --dataset-name random --random-input-len "$INPUT_LEN" --random-output-len "$OUTPUT_LEN" --random-range-ratio 0 \

@@ -39,6 +39,19 @@ fail() {
   exit 1
 }
 
+# The API key inside a container: docker shows -e and --env-file values in `docker inspect`
+# (Config.Env), so the key is a root-only file mounted read-only, read by a small `sh -c`
+# entrypoint that exports it to the one process it execs.
+# shellcheck disable=SC2034  # used by the steps (vllm_start.sh, benchmark.sh)
+QWEN_API_KEY_FILE=/etc/qwen/secrets/api-key
+QWEN_API_KEY_MOUNT=/run/secrets/qwen-api-key
+
+# exec_vllm_with_key VAR: that entrypoint's program, which runs `vllm "$@"` with the key in VAR.
+exec_vllm_with_key() {
+  # shellcheck disable=SC2016  # expanded by the container's sh, not here
+  printf '%s="$(cat %s)" && export %s && exec vllm "$@"' "$1" "$QWEN_API_KEY_MOUNT" "$1"
+}
+
 # config_digest VALUE...: a short digest of a container's configuration, kept in its qwen.config label.
 config_digest() {
   printf '%s\n' "$@" | sha256sum | cut -c1-16
