@@ -83,6 +83,7 @@ class ServingSettings:
     image_largest_layer_gb: float
     extra_args: tuple[str, ...]
     container_toolkit_repo: str
+    min_driver_version: str  # the oldest NVIDIA driver the image's CUDA runs on; node-ready checks it
 
     @property
     def image_pull_disk_gb(self) -> float:
@@ -360,7 +361,7 @@ def _parse_serving(raw: Any, problems: list[str]) -> ServingSettings:
     r.unknown_keys({
         "image", "port", "tensorParallelSize", "pipelineParallelSize", "gpuMemoryUtilization",
         "privateInterface", "modelWaitTimeoutMinutes", "healthTimeoutMinutes", "imageExtractedGb",
-        "imageLargestLayerGb", "extraArgs", "containerToolkitRepo",
+        "imageLargestLayerGb", "extraArgs", "containerToolkitRepo", "minDriverVersion",
     })
     image = r.str("image", required=True, hint=f"`pulumi config set --path {NAMESPACE}:serving.image vllm/vllm-openai:v0.11.0`")
     if image and (":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest")):
@@ -382,6 +383,10 @@ def _parse_serving(raw: Any, problems: list[str]) -> ServingSettings:
     toolkit_repo = r.str("containerToolkitRepo", "https://nvidia.github.io/libnvidia-container")
     if toolkit_repo and not re.fullmatch(r"https://[A-Za-z0-9.-]+(:\d+)?(/[\w./-]*)?", toolkit_repo):
         r.problem("containerToolkitRepo", f"'{toolkit_repo}' must be an https URL of NVIDIA's libnvidia-container apt repository or a mirror")
+    # 570: the oldest driver of CUDA 12.8, which the vllm/vllm-openai v0.11.0 image is built with.
+    min_driver = r.str("minDriverVersion", "570")
+    if min_driver is not None and not re.fullmatch(r"\d+(\.\d+){0,2}", min_driver):
+        r.problem("minDriverVersion", f"'{min_driver}' is not an NVIDIA driver version such as 570 or 570.172.08")
     port = r.int("port", 8000, minimum=1024, maximum=65535)
     if isinstance(port, int) and (port in RAY_PORTS or port in RAY_WORKER_PORTS):
         r.problem("port", f"{port} is one of Ray's ports on the same host network (6379, 8265, 10001, 52365, 10002-19999); use e.g. 8000")
@@ -398,6 +403,7 @@ def _parse_serving(raw: Any, problems: list[str]) -> ServingSettings:
         image_largest_layer_gb=r.float("imageLargestLayerGb", 6.0),
         extra_args=tuple(a for a in extra if isinstance(a, str)),
         container_toolkit_repo=toolkit_repo,
+        min_driver_version=min_driver,
     )
 
 

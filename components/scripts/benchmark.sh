@@ -14,7 +14,7 @@ rm -f "${result_dir:?}/$result_file"
 bench() {
   timeout "$BENCH_TIMEOUT" docker run --rm --network host --gpus all \
     --env-file /etc/qwen/secrets/bench.env \
-    -v "$MODEL_ROOT:$MODEL_ROOT:ro" -v "$result_dir:/results" \
+    -v "$MODEL_ROOT:$MODEL_ROOT:ro,rslave" -v "$result_dir:/results" \
     --entrypoint vllm "$IMAGE" bench serve \
     --backend openai --base-url "http://127.0.0.1:$PORT" \
     --model "$SERVED_NAME" --tokenizer "$MODEL_DIR" \
