@@ -157,6 +157,7 @@ class AliyunSettings:
     download_timeout_hours: int
     nas: NasSettings
     gpu: GpuSize
+    stop_downloader: bool  # stop the downloader without charge once the weights are on the NAS
 
 
 @dataclass(frozen=True)
@@ -525,7 +526,8 @@ def _parse_aliyun(raw: Any, problems: list[str]) -> AliyunSettings:
     r = _Reader("aliyun", raw, problems)
     r.unknown_keys({"namePrefix", "vpcCidr", "vswitchCidr", "gpuInstanceType", "gpuNodeCount", "gpuSystemDiskGb",
                     "downloaderInstanceType", "downloaderSystemDiskGb", "systemDiskCategory", "internetMaxBandwidthOut",
-                    "imageNameRegex", "imageId", "nvidiaDriverPackage", "modelscopeVersion", "downloadTimeoutHours", "nas"})
+                    "imageNameRegex", "imageId", "nvidiaDriverPackage", "modelscopeVersion", "downloadTimeoutHours", "nas",
+                    "stopDownloader"})
     prefix = r.str("namePrefix", required=True)
     _check_name(r, "namePrefix", prefix, r"[a-z][a-z0-9-]{1,30}", "2-31 lowercase letters, digits and '-', starting with a letter")
     vpc = _check_cidr(r, "vpcCidr", r.str("vpcCidr", required=True))
@@ -560,6 +562,7 @@ def _parse_aliyun(raw: Any, problems: list[str]) -> AliyunSettings:
         download_timeout_hours=r.int("downloadTimeoutHours", 8, minimum=1, maximum=48),
         nas=NasSettings(storage, mount_dir, nas.str("modelsSubdir", "models")),
         gpu=_gpu_size(r, "gpuInstanceType", gpu_type),
+        stop_downloader=r.bool("stopDownloader", False),
     )
 
 

@@ -87,10 +87,17 @@ def step_env(create: str) -> dict[str, str]:
 class CloudMocks(pulumi.runtime.Mocks):
     """Answers for the resources and invokes of both clouds, and Command stdout from fixtures."""
 
-    def __init__(self, zones_by_type: Optional[dict[str, list[str]]] = None):
+    def __init__(self, zones_by_type: Optional[dict[str, list[str]]] = None,
+                 nas_offers: Optional[dict[str, list[tuple[str, str]]]] = None):
         self.zones_by_type = zones_by_type or {
             "ecs.gn8is-2x.8xlarge": ["cn-hangzhou-k", "cn-hangzhou-j"],
             "ecs.e-c1m2.large": ["cn-hangzhou-h", "cn-hangzhou-j", "cn-hangzhou-k"],
+        }
+        # zone -> (storage type, protocol) pairs General-purpose NAS offers there (nas.getZones)
+        self.nas_offers = nas_offers if nas_offers is not None else {
+            "cn-hangzhou-h": [("Capacity", "nfs"), ("Capacity", "smb")],
+            "cn-hangzhou-j": [("Performance", "nfs"), ("Capacity", "nfs"), ("Performance", "smb")],
+            "cn-hangzhou-k": [("Performance", "nfs"), ("Capacity", "nfs")],
         }
         self.counter = 0
         self.invokes: list[tuple[str, dict]] = []
@@ -166,6 +173,11 @@ class CloudMocks(pulumi.runtime.Mocks):
             return {"ids": ids, "zones": [{"id": z, "localName": z, "multiZoneIds": [], "availableInstanceTypes": [],
                                            "availableResourceCreations": [], "availableDiskCategories": [],
                                            "slbSlaveZoneIds": []} for z in ids]}
+        if args.token == "alicloud:nas/getZones:getZones":
+            # The shape of pulumi_alicloud.nas.GetZonesResult: zones[].zoneId, zones[].instanceTypes[].
+            return {"id": "cn-hangzhou", "fileSystemType": args.args.get("fileSystemType"), "zones": [
+                {"zoneId": zone, "instanceTypes": [{"storageType": s, "protocolType": p} for s, p in offers]}
+                for zone, offers in self.nas_offers.items()]}
         if args.token == "alicloud:ecs/getImages:getImages":
             image = "ubuntu_22_04_x64_20G_alibase_20261015.vhd"
             return {"ids": [image], "images": [{"id": image, "imageId": image, "name": image}]}
