@@ -43,7 +43,9 @@ class Registration:
     additional_secret_outputs: list[str]
     secret_inputs: set[str]
     deleted_with: str
-    state: dict = field(default_factory=dict)
+    custom: bool = False
+    id: str = ""
+    state: dict = field(default_factory=dict)  # the outputs the mocks answered
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -61,7 +63,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             delete_before_replace=request.deleteBeforeReplace, ignore_changes=list(request.ignoreChanges),
             replace_on_changes=list(request.replaceOnChanges),
             additional_secret_outputs=list(request.additionalSecretOutputs), secret_inputs=secret_inputs,
-            deleted_with=request.deletedWith,
+            deleted_with=request.deletedWith, custom=request.custom, id=response.id,
+            state=rpc.deserialize_properties(response.object) if response.HasField("object") else {},
         )
         return response
 
