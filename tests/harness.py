@@ -141,7 +141,9 @@ class CloudMocks(pulumi.runtime.Mocks):
         elif t == "random:index/randomPassword:RandomPassword":
             state["result"] = "k" * int(state.get("length", 32))
         elif t == "alicloud:ecs/instance:Instance":
-            state["publicIp"] = self._next_ip("47.96.10.")
+            # Stopped with StopCharging, an instance has given its public IP back.
+            stopped = state.get("status") == "Stopped" and state.get("stoppedMode") == "StopCharging"
+            state["publicIp"] = "" if stopped else self._next_ip("47.96.10.")
             state["privateIp"] = self._next_ip("172.18.190.")
         elif t == "alicloud:nas/mountTarget:MountTarget":
             state["mountTargetDomain"] = "0a1b2c3d4e-abc12.cn-hangzhou.nas.aliyuncs.com"

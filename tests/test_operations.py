@@ -148,6 +148,8 @@ def test_stack_with_the_downloader_stopped(monkeypatch):
     for step in ("cluster-model-download", "cluster-preflight"):
         assert sorted(run.named(step).ignore_changes) == ["connection", "create"]
     assert run.outputs["tokensPerSecond"] > 0  # the mocks' last download holds the stack's model
+    nodes = {node["name"]: node for node in run.outputs["nodes"]}
+    assert nodes["qwen-l20-downloader"]["publicIp"] == "" and nodes["qwen-l20-gpu-0"]["publicIp"]
 
 
 def test_stack_refuses_another_revision_while_the_downloader_is_stopped(monkeypatch):
