@@ -9,7 +9,7 @@ from the same declarations.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import pulumi
 
@@ -23,12 +23,12 @@ class OutputSpec:
     """One output of the contract."""
 
     name: str  # the exported name (camelCase)
-    type: str  # the JSON shape consumers read, as the README shows it
+    json_type: str  # the JSON shape consumers read, as the README shows it
     python_type: type  # the Python type of the resolved value: str, float, list or dict
     secret: bool  # exported as a secret: read it with `--show-secrets` or `require_output`
     description: str
     example: str
-    attribute: Optional[str]  # the StackOutputs field it comes from; None for contractVersion
+    attribute: str | None  # the StackOutputs field it comes from; None for contractVersion
 
 
 CONTRACT_OUTPUTS: tuple[OutputSpec, ...] = (
@@ -82,8 +82,8 @@ class StackOutputs:
     tokens_per_second: pulumi.Input[float]
     benchmark: pulumi.Input[dict]
     # Optional only until the TLS endpoint lands in the compositions: then it becomes required.
-    ca_certificate: Optional[pulumi.Input[str]] = None
-    generated_ssh_private_key: Optional[pulumi.Input[str]] = None
+    ca_certificate: pulumi.Input[str] | None = None
+    generated_ssh_private_key: pulumi.Input[str] | None = None
 
     def as_exports(self) -> dict[str, Any]:
         """Name -> value in the contract's order (secrets wrapped), then sshPrivateKey when generated.

@@ -35,7 +35,7 @@ def render() -> str:
         "|---|---|---|---|---|",
     ]
     for spec in CONTRACT_OUTPUTS:
-        lines.append(f"| `{spec.name}` | {_cell(spec.type)} | {'yes' if spec.secret else 'no'} | "
+        lines.append(f"| `{spec.name}` | {_cell(spec.json_type)} | {'yes' if spec.secret else 'no'} | "
                      f"{_cell(spec.description)} | {_cell(_example(spec.example))} |")
     return "\n".join(lines)
 
