@@ -129,3 +129,33 @@ def test_a_floating_image_tag_is_refused_in_every_step_that_uses_it(analyzer, mo
 def test_preview_with_unknown_values_is_not_refused(analyzer, stack, monkeypatch):
     resources = registered(stack, monkeypatch, mocks=PreviewMocks(), preview=True)
     assert [(d.policyName, d.message) for d in analyze(analyzer, resources) if d.enforcementLevel == MANDATORY] == []
+
+
+def test_policy_config_reaches_the_rules(analyzer):
+    """`--policy-pack-config` values arrive through Configure: another API port is protected too."""
+    from google.protobuf import struct_pb2
+
+    nsg = struct_pb2.Struct()
+    nsg.update({"networkSecurityGroupName": "nsg-gpu", "securityRules": [{
+        "name": "allow-tcp-9000", "priority": 1000, "direction": "Inbound", "access": "Allow", "protocol": "Tcp",
+        "sourceAddressPrefix": "Internet", "sourcePortRange": "*", "destinationAddressPrefix": "*",
+        "destinationPortRange": "9000"}]})
+    request = analyzer_pb2.AnalyzeRequest(type="azure-native:network:NetworkSecurityGroup", properties=nsg,
+                                          urn="urn:pulumi:uksouth::qwen-serving::nsg", name="nsg")
+    assert list(analyzer.Analyze(request).diagnostics) == []
+    properties = struct_pb2.Struct()
+    properties.update({"apiPorts": [9000]})
+    config = analyzer_pb2.PolicyConfig(enforcementLevel=MANDATORY, properties=properties)
+    analyzer.Configure(analyzer_pb2.ConfigureAnalyzerRequest(policyConfig={"no-internet-to-admin-or-ray-ports": config}))
+    try:
+        [diagnostic] = analyzer.Analyze(request).diagnostics
+        assert diagnostic.policyName == "no-internet-to-admin-or-ray-ports" and "the API (9000)" in diagnostic.message
+    finally:
+        analyzer.Configure(analyzer_pb2.ConfigureAnalyzerRequest())
+
+
+def test_pack_runs_on_the_program_sdk_version():
+    def pins(path):
+        return dict(line.split("==") for line in (ROOT / path).read_text().splitlines() if "==" in line)
+
+    assert pins("policy/requirements.txt")["pulumi"] == pins("requirements.txt")["pulumi"]
