@@ -217,6 +217,8 @@ def docker_images(script: str) -> Iterator[str]:
     as written: a literal reference or a ``$VARIABLE``."""
     joined = re.sub(r"\\\n", " ", script)
     for line in joined.splitlines():
+        if line.lstrip().startswith("#"):
+            continue  # a comment that mentions docker
         for match in re.finditer(r"(?:^|[\s;&|(`])docker\s+(.*)", line):
             try:
                 words = shlex.split(match.group(1), comments=True)

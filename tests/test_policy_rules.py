@@ -191,6 +191,8 @@ def test_literal_images_in_docker_lines_are_checked():
     script = "set -e\ntimeout 60 docker run --rm \\\n  --entrypoint python3 \\\n  python:3 -c 'print(1)'\n"
     [message] = validate(IMAGES, rules.REMOTE_COMMAND, {"create": f"bash -c '{script}'"})
     assert "'python:3'" in message  # a major version alone moves
+    commented = "set -e\n# docker run ubuntu was the old way\ndocker run --rm ubuntu:22.04 true\n"
+    assert validate(IMAGES, rules.REMOTE_COMMAND, {"create": f"bash -c '{commented}'"}) == []
 
 
 @pytest.mark.parametrize("image, pinned", [("vllm/vllm-openai:v0.11.0", True), ("ubuntu:22.04", True),
