@@ -9,6 +9,7 @@ configured pass; overlays that open SSH to the internet or float the image are r
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -71,6 +72,13 @@ class Diagnostic:
     urn: str  # the resource refused (the engine attributes a per-resource diagnostic to the resource analyzed)
 
 
+@pytest.fixture(scope="module")
+def configured() -> dict[str, list[Registered]]:
+    """Both stacks as their stack files configure them, registered once for this module."""
+    with pytest.MonkeyPatch.context() as mp:
+        return {stack: registered(stack, mp) for stack in ("uksouth", "aliyun-l20")}
+
+
 def analyze(analyzer: analyzer_pb2_grpc.AnalyzerStub, resources: list[Registered]) -> list[Diagnostic]:
     """The diagnostics of every per-resource check and of the stack check."""
     found = []
@@ -94,8 +102,8 @@ def test_pack_describes_its_mandatory_rules(analyzer):
 
 
 @pytest.mark.parametrize("stack", ["uksouth", "aliyun-l20"])
-def test_stacks_as_configured_pass(analyzer, stack, monkeypatch):
-    resources = registered(stack, monkeypatch)
+def test_stacks_as_configured_pass(analyzer, stack, configured):
+    resources = configured[stack]
     assert any(r.type == "command:remote:Command" for r in resources)
     assert [(d.policyName, d.message) for d in analyze(analyzer, resources)] == []
 
@@ -159,3 +167,30 @@ def test_pack_runs_on_the_program_sdk_version():
         return dict(line.split("==") for line in (ROOT / path).read_text().splitlines() if "==" in line)
 
     assert pins("policy/requirements.txt")["pulumi"] == pins("requirements.txt")["pulumi"]
+
+
+@pytest.mark.parametrize("stack, resource_type, change, rule", [
+    ("uksouth", "azure-native:compute:VirtualMachine", {"storageProfile.osDisk.diskSizeGB": 64},
+     "os-disk-fits-weights-and-image"),
+    ("aliyun-l20", "alicloud:ecs/instance:Instance", {"systemDiskSize": 30}, "os-disk-fits-weights-and-image"),
+    ("aliyun-l20", "alicloud:nas/accessRule:AccessRule", {"sourceCidrIp": "0.0.0.0/0"}, "nas-access-within-vpc"),
+])
+def test_stack_rules_read_the_program_real_resources(analyzer, configured, stack, resource_type, change, rule):
+    """The stack rules find the program's own hosts, prefetch steps, VPC and NAS rule: a state the
+    settings would refuse (a smaller disk, an open NAS) is refused by the pack too."""
+    from google.protobuf import json_format, struct_pb2
+
+    resources = [dataclasses.replace(r) for r in configured[stack]]  # the state of one is replaced below
+    target = next(r for r in resources if r.type == resource_type
+                  and ("gpu" in r.name or resource_type != "alicloud:ecs/instance:Instance"))
+    state = json_format.MessageToDict(target.state)
+    for path, value in change.items():
+        *parents, leaf = path.split(".")
+        node = state
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    target.state = struct_pb2.Struct()
+    target.state.update(state)
+    diagnostics = analyze(analyzer, resources)
+    assert [(d.policyName, d.urn) for d in diagnostics] == [(rule, target.urn)], [d.message for d in diagnostics]
