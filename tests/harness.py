@@ -296,3 +296,11 @@ def run_stack(stack: str, monkeypatch, mocks: Optional[CloudMocks] = None, previ
     run = run_pulumi(_program, stack=stack, config=stack_config(stack, **overrides), mocks=mocks, preview=preview)
     run.exported = list(exports)
     return run
+
+
+def contract_outputs(ssh_key_generated: bool) -> list[str]:
+    """The names a stack must export, in order: the contract, then sshPrivateKey when generated."""
+    from stacks.outputs import CONTRACT, SSH_PRIVATE_KEY_OUTPUT
+
+    names = list(CONTRACT)
+    return names + [SSH_PRIVATE_KEY_OUTPUT] if ssh_key_generated else names
