@@ -43,13 +43,14 @@ class AcceleratorFamily:
     """Everything the serving layer does differently for one accelerator family."""
 
     name: str  # catalog key, e.g. "nvidia"
+    vendor: str  # whose driver it is, in messages ("NVIDIA", "Ascend")
     models: tuple[str, ...]  # accelerator models of this family, as qwen:owned.hosts[].accelerator names them
     weight_dtype: str  # the 16-bit format the family serves weights in: bf16, or fp16 where there is no bf16
     default_image: str  # pinned serving image (vLLM v0.11.0 or the family's build of it)
     count_command: str  # shell; prints how many devices this host (or a container) sees
     inventory_command: str  # shell; one CSV row per device: index, name, "N MiB", driver version
     driver_version_command: str  # shell; prints the driver version
-    min_driver_version: str  # oldest driver the default image runs on (numeric prefix compared)
+    min_driver_version: str  # oldest driver the default image runs on (numeric prefix compared); NVIDIA's is a setting
     driver_hint: str  # how to install or upgrade the driver: the program never installs one
     runtime_check_command: str  # shell; succeeds when docker can hand the devices to containers
     runtime_hint: str  # what to install when it cannot
@@ -87,6 +88,7 @@ ASCEND_310P_COMPILATION_CONFIG = json.dumps({"custom_ops": ["none", "+rms_norm",
 
 NVIDIA = AcceleratorFamily(
     name="nvidia",
+    vendor="NVIDIA",
     models=("A100 80GB PCIe", "L20", "RTX 4090", "H100 NVL"),
     weight_dtype="bf16",
     default_image="vllm/vllm-openai:v0.11.0",
@@ -109,6 +111,7 @@ NVIDIA = AcceleratorFamily(
 
 ASCEND_310P = AcceleratorFamily(
     name="ascend-310p",
+    vendor="Ascend",
     models=("Ascend 310P3",),
     weight_dtype="fp16",
     # vLLM 0.10.0 with CANN 8.2.RC1: the 310P build its maintainers call the most stable
@@ -147,6 +150,24 @@ def family_of(model: str) -> AcceleratorFamily:
         if model in family.models:
             return family
     raise KeyError(model)
+
+
+def min_driver_version(family: AcceleratorFamily, nvidia_minimum: str) -> str:
+    """The oldest driver a family's image runs on: NVIDIA's is qwen:serving.minDriverVersion (the clouds
+    install NVIDIA drivers, and a mirror image may need a newer one); the others' is in their entry."""
+    return nvidia_minimum if family.name == NVIDIA.name else family.min_driver_version
+
+
+# Where the minimum comes from and what to change, after "needs <minimum> or newer".
+CLOUD_DRIVER_HINT = ("(qwen:serving.minDriverVersion); install a newer one (qwen:aliyun.nvidiaDriverPackage, "
+                     "qwen:azure.nvidiaDriver.driverVersion)")
+
+
+def driver_hint(family: AcceleratorFamily, owned: bool) -> str:
+    """The fix for a driver that is too old: a setting of the cloud that installs it, or, on a machine the
+    team owns (the program never installs a driver there), the family's install instructions."""
+    source = "(qwen:serving.minDriverVersion)" if family.name == NVIDIA.name else "(components/accelerators.py)"
+    return f"{source}; {family.driver_hint}" if owned else CLOUD_DRIVER_HINT
 
 
 def known_models() -> list[str]:

@@ -20,6 +20,7 @@ from typing import Optional, Sequence
 import pulumi
 
 import cloudinit
+from components.accelerators import driver_hint
 from components.remote import GpuHost, Removal, remote_step
 
 # Containers the serving steps start; removed here too, should one outlive its own step.
@@ -45,6 +46,7 @@ def files_archive(files: Sequence[dict]) -> str:
 class HostSetupArgs:
     host: GpuHost  # an owned machine (host.owned); its private_ip is not known yet and is not used
     accelerator: str  # accelerator model, for messages (e.g. "RTX 4090")
+    min_driver_version: str  # oldest driver the image runs on (accelerators.min_driver_version)
     image: str  # serving image: its pull needs image_disk_gb unless it is present
     image_disk_gb: int  # extracted image + largest layer
     model_root: str  # host directory of the weights (kept on destroy)
@@ -69,8 +71,8 @@ class HostSetup(pulumi.ComponentResource):
                 "EXPECTED_GPUS": str(args.host.gpu_count),
                 "ACCEL_COUNT_COMMAND": family.count_command,
                 "ACCEL_DRIVER_VERSION_COMMAND": family.driver_version_command,
-                "MIN_DRIVER_VERSION": family.min_driver_version,
-                "DRIVER_HINT": family.driver_hint,
+                "MIN_DRIVER_VERSION": args.min_driver_version,
+                "DRIVER_HINT": driver_hint(family, owned=True),
                 "ACCEL_RUNTIME_CHECK": family.runtime_check_command,
                 "RUNTIME_HINT": family.runtime_hint,
                 "IMAGE": args.image,

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 import pulumi
 
-from components.accelerators import container_env, device_args
+from components.accelerators import container_env, device_args, driver_hint, min_driver_version
 from components.parsers import parse_nvidia_smi_csv, parse_ray_status
 from components.remote import GpuHost, Removal, remote_step
 
@@ -26,6 +26,8 @@ class RayClusterArgs:
     """hosts: the GPU hosts, head first. image: the pinned serving image (Ray and vLLM inside).
     model_root: host directory holding the weights, mounted read-only at the same path.
     private_interface: NIC of the private network (NCCL_SOCKET_IFNAME / GLOO_SOCKET_IFNAME).
+    min_driver_version: the oldest NVIDIA driver the image runs on (e.g. "570"); node-ready fails on an older one
+    (other accelerator families' minimum is in their catalog entry).
     gpu_timeout_minutes: how long a host may take to show its GPUs (driver install included).
     join_timeout_minutes: how long the workers may take to appear in `ray status`."""
 
@@ -33,6 +35,7 @@ class RayClusterArgs:
     image: str
     model_root: str
     private_interface: str
+    min_driver_version: str
     gpu_timeout_minutes: int = 60
     join_timeout_minutes: int = 15
 
@@ -61,6 +64,10 @@ class RayCluster(pulumi.ComponentResource):
                 env={
                     "EXPECTED_GPUS": str(host.gpu_count),
                     "IMAGE": args.image,
+                    "MIN_DRIVER_VERSION": min_driver_version(host.accelerator, args.min_driver_version),
+                    "ACCEL_DRIVER_VERSION_COMMAND": host.accelerator.driver_version_command,
+                    "DRIVER_NAME": host.accelerator.vendor,
+                    "DRIVER_HINT": driver_hint(host.accelerator, owned=host.owned),
                     # An owned machine has no cloud-init: its host-setup step wrote the bootstrap marker.
                     "CLOUD_INIT_TIMEOUT": "0" if host.owned else timeout,
                     "GPU_TIMEOUT": timeout,

@@ -129,6 +129,7 @@ def remote_step(
     depends_on: Optional[Sequence[pulumi.Resource]] = None,
     removes: Optional[Removal] = None,
     check_sudo: bool = False,
+    frozen: bool = False,
 ) -> Union[remote.Command, local.Command]:
     """One bootstrap step on one host, as a remote Command (a local one on the machine running pulumi).
 
@@ -139,6 +140,8 @@ def remote_step(
     what it started (``owned_remove.sh``); it then runs delete-before-create on replacement, so
     the removal never hits what the new step starts. ``check_sudo`` first checks passwordless sudo
     (the first step on a machine nobody set up for the program).
+    frozen: keep the step as it last ran, for a host that is stopped: any change of its command or
+    connection (a stopped Aliyun instance loses its public IP) would otherwise re-run it there.
     """
     env = dict(env or {})
     probe = sudo_probe(step, host.name) if check_sudo else ""
@@ -163,6 +166,7 @@ def remote_step(
         # stdout and stderr never contain the secret, but mark them secret anyway when one was
         # sent, so a script mistake cannot leak it into state as plain text.
         additional_secret_outputs=["stdout", "stderr"] if stdin is not None else None,
+        ignore_changes=["connection", "create"] if frozen else None,
     )
     if host.local:
         return local.Command(resource_name, **args, opts=opts)

@@ -14,6 +14,7 @@ from typing import Optional
 
 import pulumi
 
+from components.accelerators import min_driver_version
 from components.host_setup import HostSetup, HostSetupArgs
 from components.remote import GpuHost
 from stacks.outputs import StackOutputs
@@ -69,7 +70,9 @@ def build(settings: Settings) -> StackOutputs:
     hosts = []
     for host in owned.hosts:
         setup = HostSetup(host.name, HostSetupArgs(
-            host=owned_host(host, owned, key), accelerator=host.accelerator, image=settings.serving.image,
+            host=owned_host(host, owned, key), accelerator=host.accelerator,
+            min_driver_version=min_driver_version(owned.family, settings.serving.min_driver_version),
+            image=settings.serving.image,
             image_disk_gb=math.ceil(settings.serving.image_pull_disk_gb), model_root=owned.model_root,
             model_dir=model_dir, model_revision=settings.model.revision,
             model_disk_gb=math.ceil(settings.model.spec.weights_gb), private_interface=host.private_interface or "",

@@ -4,8 +4,7 @@ reads what a host would answer, so it works while a Spot VM is evicted."""
 import pytest
 
 import components.parsers as parsers
-from stacks.outputs import CONTRACT
-from tests.harness import PreviewMocks, run_stack
+from tests.harness import PreviewMocks, contract_outputs, run_stack
 
 
 @pytest.mark.parametrize("stack", ["uksouth", "aliyun-l20"])
@@ -29,5 +28,5 @@ def test_preview_registers_everything_without_host_output(stack, monkeypatch):
     # Ray only across several hosts (aliyun-l20); one VM serves with the mp executor.
     assert ({"ray-head", "ray-gpus"} <= set(commands)) == (stack == "aliyun-l20")
     # every contract output is registered, their values simply unknown until `up`
-    assert set(CONTRACT) <= set(run.exported)
+    assert run.exported == contract_outputs(ssh_key_generated=True)
     assert run.outputs == {}  # nothing resolvable: preview saw no host

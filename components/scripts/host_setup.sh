@@ -32,9 +32,9 @@ fi
 
 driver=$(bash -c "$ACCEL_DRIVER_VERSION_COMMAND" 2>/dev/null || true)
 if [ -z "$driver" ]; then
-  problem "no $ACCELERATOR driver found (needs $MIN_DRIVER_VERSION or newer): $DRIVER_HINT"
+  problem "no $ACCELERATOR driver found, the image needs $MIN_DRIVER_VERSION or newer $DRIVER_HINT"
 elif ! version_at_least "$driver" "$MIN_DRIVER_VERSION"; then
-  problem "$ACCELERATOR driver $driver is too old (needs $MIN_DRIVER_VERSION or newer): $DRIVER_HINT"
+  problem "the $ACCELERATOR driver is $driver, the image needs $MIN_DRIVER_VERSION or newer $DRIVER_HINT"
 else
   progress "$ACCELERATOR driver $driver (needs $MIN_DRIVER_VERSION or newer)"
 fi

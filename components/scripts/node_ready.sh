@@ -1,10 +1,11 @@
 # shellcheck shell=bash
 # Step: the node is ready for serving: cloud-init (or the host setup) done, the accelerator tool shows
-# the expected devices, docker hands them to containers, and the serving image, built for this host's
-# architecture, is present. Prints the device list (CSV, nvidia-smi's shape for every family).
-# Env: EXPECTED_GPUS, IMAGE, CLOUD_INIT_TIMEOUT (0: no cloud-init, an owned machine), GPU_TIMEOUT,
-#      IMAGE_PULL_TIMEOUT (seconds), ACCEL_COUNT_COMMAND, ACCEL_INVENTORY_COMMAND, ACCEL_RUNTIME_CHECK,
-#      RUNTIME_HINT, DEVICE_ARGS (one per line).
+# the expected devices with a driver at least MIN_DRIVER_VERSION, docker hands them to containers, and
+# the serving image, built for this host's architecture, is present. Prints the device list (CSV,
+# nvidia-smi's shape for every family).
+# Env: EXPECTED_GPUS, IMAGE, MIN_DRIVER_VERSION, CLOUD_INIT_TIMEOUT (0: no cloud-init, an owned machine),
+#      GPU_TIMEOUT, IMAGE_PULL_TIMEOUT (seconds), ACCEL_COUNT_COMMAND, ACCEL_INVENTORY_COMMAND,
+#      ACCEL_DRIVER_VERSION_COMMAND, DRIVER_NAME, DRIVER_HINT, ACCEL_RUNTIME_CHECK, RUNTIME_HINT, DEVICE_ARGS.
 qwen_diagnostics() {
   echo "qwen: last lines of journalctl -u qwen-prefetch:"
   journalctl -u qwen-prefetch --no-pager -n 15
@@ -26,6 +27,11 @@ gpus_visible() {
   [ "$(accelerator_count)" -ge "$EXPECTED_GPUS" ]
 }
 wait_until "$GPU_TIMEOUT" "the host to show $EXPECTED_GPUS accelerator devices" gpus_visible
+
+# The image needs a minimum driver; an older one fails only when vLLM starts, with a device error.
+driver=$(bash -c "$ACCEL_DRIVER_VERSION_COMMAND" 2>/dev/null | awk 'NR == 1 { print $1 }' || true)
+version_at_least "$driver" "$MIN_DRIVER_VERSION" ||
+  fail "the $DRIVER_NAME driver is ${driver:-missing}, but $IMAGE needs $MIN_DRIVER_VERSION or newer $DRIVER_HINT"
 
 bash -c "$ACCEL_RUNTIME_CHECK" || fail "docker cannot hand the devices to containers: $RUNTIME_HINT"
 # The prefetch service pulls the image (one puller, resumed after reboots); wait for it. A service

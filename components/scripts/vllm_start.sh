@@ -59,7 +59,7 @@ else
   docker run -d --name "$name" --label "qwen.config=$want" --restart unless-stopped \
     --network host --ipc host "${ACCEL_DOCKER_ARGS[@]}" "${ray_args[@]}" \
     -v "$QWEN_API_KEY_FILE:$QWEN_API_KEY_MOUNT:ro" \
-    -v "$MODEL_ROOT:$MODEL_ROOT:ro" \
+    -v "$MODEL_ROOT:$MODEL_ROOT:ro,rslave" \
     --entrypoint sh "$IMAGE" -c "$(exec_vllm_with_key VLLM_API_KEY)" vllm "${args[@]}"
   progress "started vllm serve $SERVED_NAME (tensor parallel $TP x pipeline parallel $PP, $EXECUTOR executor)"
   # Images no container uses any more (a previous serving image) only take disk space. Never on a
