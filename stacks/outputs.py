@@ -15,7 +15,7 @@ import pulumi
 
 # major: an output removed, renamed or retyped (consumers must change); minor: an output added;
 # patch: a description or example changed.
-CONTRACT_VERSION = "1.0.0"
+CONTRACT_VERSION = "1.0.1"
 
 
 @dataclass(frozen=True)
@@ -42,13 +42,15 @@ CONTRACT_OUTPUTS: tuple[OutputSpec, ...] = (
     OutputSpec("caCertificate", "string", str, False,
                "PEM of the CA certificate that signs the endpoint's TLS certificate: trust it to verify `endpoint`",
                "`-----BEGIN CERTIFICATE-----\\nMIIB...\\n-----END CERTIFICATE-----\\n`", "ca_certificate"),
-    OutputSpec("publicIp", "string", str, False, "public IP of the node that serves the API (the Ray head)",
+    OutputSpec("publicIp", "string", str, False, "public IP of the node that serves the API (the Ray head); on owned "
+               "machines the head's address (127.0.0.1 for the local machine)",
                "51.142.202.62", "public_ip"),
-    OutputSpec("sshCommand", "string", str, False, "SSH command for that node",
+    OutputSpec("sshCommand", "string", str, False, "SSH command for that node (empty for the local machine)",
                "ssh -i ~/.ssh/qwen-uksouth.pem azureuser@51.142.202.62", "ssh_command"),
     OutputSpec("nodes", "list of `{name, publicIp, privateIp, gpus}`", list, False,
-               "every machine of the stack; `gpus` as nvidia-smi reports them (`index`, `name`, `memoryMiB`, `driver`), "
-               "empty for the downloader",
+               "every machine of the stack; `gpus` one per accelerator in nvidia-smi's shape whatever the family "
+               "(`index`, `name`, `memoryMiB`, `driver`; an Ascend chip: its logic ID, `Ascend 310P3`, its memory, the "
+               "HDK driver), empty for the downloader",
                '[{"name": "vm-qwen-nc48", "publicIp": "51.142.202.62", "privateIp": "10.10.1.4", "gpus": [{"index": 0, '
                '"name": "NVIDIA A100 80GB PCIe", "memoryMiB": 81920, "driver": "570.172.08"}, ...]}]', "nodes"),
     OutputSpec("tokensPerSecond", "number", float, False,
