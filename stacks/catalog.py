@@ -55,6 +55,9 @@ GPU_SIZES: dict[str, GpuSize] = {
     "Standard_NC24ads_A100_v4": GpuSize(1, "A100 80GB PCIe", 80, 1935),
     "Standard_NC48ads_A100_v4": GpuSize(2, "A100 80GB PCIe", 80, 1935),
     "Standard_NC96ads_A100_v4": GpuSize(4, "A100 80GB PCIe", 80, 1935),
+    # Azure NCads H100 v5 (H100 NVL 94 GB, 3,900 GB/s): fallback candidates of the preflight
+    "Standard_NC40ads_H100_v5": GpuSize(1, "H100 NVL", 94, 3900),
+    "Standard_NC80adis_H100_v5": GpuSize(2, "H100 NVL", 94, 3900),
     # Alibaba Cloud gn8is (L20 48 GB, no NVLink)
     "ecs.gn8is.4xlarge": GpuSize(1, "L20", 48, 864),
     "ecs.gn8is-2x.8xlarge": GpuSize(2, "L20", 48, 864),

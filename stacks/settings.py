@@ -17,6 +17,7 @@ import pulumi
 
 from components.benchmark import Scenario
 from stacks.catalog import GPU_SIZES, MODELS, GpuSize, ModelSpec
+from stacks.preflight.config import Candidate, PreflightSettings, parse_candidates, parse_preflight  # preflight (issue 11)
 
 NAMESPACE = "qwen"
 CLOUDS = ("azure", "aliyun")
@@ -128,6 +129,11 @@ class AzureSettings:
     image: dict
     nvidia_driver: NvidiaExtensionSettings
     gpu: GpuSize
+    # preflight (issue 11): the ordered candidates; location, vm_size, gpu, priority and zone are the
+    # chosen one's after stacks/preflight (gpu is None until then when candidates are set).
+    candidates: tuple[Candidate, ...] = ()
+    priority: str = "Spot"
+    zone: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +174,7 @@ class Settings:
     benchmark: BenchmarkSettings
     azure: Optional[AzureSettings] = None
     aliyun: Optional[AliyunSettings] = None
+    preflight: PreflightSettings = PreflightSettings()  # preflight (issue 11)
 
 
 
@@ -355,7 +362,7 @@ def _managed_flag(arg: str) -> Optional[str]:
     return MANAGED_VLLM_FLAGS.get(flag)
 
 
-def _parse_serving(raw: Any, problems: list[str]) -> ServingSettings:
+def _parse_serving(raw: Any, problems: list[str], tp_from_candidates: bool = False) -> ServingSettings:
     r = _Reader("serving", raw, problems)
     r.unknown_keys({
         "image", "port", "tensorParallelSize", "pipelineParallelSize", "gpuMemoryUtilization",
@@ -388,7 +395,8 @@ def _parse_serving(raw: Any, problems: list[str]) -> ServingSettings:
     return ServingSettings(
         image=image,
         port=port,
-        tensor_parallel_size=r.int("tensorParallelSize", required=True, minimum=1),
+        # preflight (issue 11): with qwen:azure.candidates it defaults to each candidate's GPUs.
+        tensor_parallel_size=r.int("tensorParallelSize", required=not tp_from_candidates, minimum=1),
         pipeline_parallel_size=r.int("pipelineParallelSize", 1, minimum=1),
         gpu_memory_utilization=util,
         private_interface=iface,
@@ -458,9 +466,16 @@ def _parse_azure(raw: Any, problems: list[str]) -> AzureSettings:
     r = _Reader("azure", raw, problems)
     known = {"location", "resourceGroupName", "vnetName", "vnetCidr", "subnetName", "subnetCidr", "nsgName",
              "publicIpName", "nicName", "vmName", "vmSize", "osDiskSizeGb", "osDiskType", "adminUsername",
-             "spotMaxPrice", "evictionPolicy", "image", "nvidiaDriver"}
+             "spotMaxPrice", "evictionPolicy", "image", "nvidiaDriver", "candidates"}
     r.unknown_keys(known)
-    names = {k: r.str(k, required=True) for k in
+    # preflight (issue 11): qwen:azure.candidates replaces location and vmSize.
+    candidates, candidate_problems = parse_candidates(r.raw.get("candidates"))
+    problems.extend(candidate_problems)
+    if r.raw.get("candidates") is not None:
+        for k in ("location", "vmSize"):
+            if r.raw.get(k) is not None:
+                r.problem(k, "is decided by qwen:azure.candidates; remove it (or remove candidates)")
+    names = {k: r.str(k, required=k not in ("location", "vmSize") or r.raw.get("candidates") is None) for k in
              ("location", "resourceGroupName", "vnetName", "subnetName", "nsgName", "publicIpName", "nicName", "vmName", "vmSize")}
     for k in ("resourceGroupName", "vnetName", "subnetName", "nsgName", "publicIpName", "nicName"):
         _check_name(r, k, names[k], AZURE_NAME, AZURE_NAME_RULE)
@@ -512,6 +527,7 @@ def _parse_azure(raw: Any, problems: list[str]) -> AzureSettings:
         os_disk_type=disk_type, admin_username=admin, spot_max_price=max_price, eviction_policy=eviction,
         image=image_ref, nvidia_driver=NvidiaExtensionSettings(handler, ext_settings),
         gpu=_gpu_size(r, "vmSize", names["vmSize"]),
+        candidates=candidates,  # preflight (issue 11)
     )
 
 
@@ -632,7 +648,7 @@ def _check_disk(settings: Settings, problems: list[str]) -> None:
 def parse_settings(stack: str, raw: Mapping[str, Any]) -> Settings:
     """Validate raw ``qwen:*`` values (keys without the namespace) into ``Settings``."""
     problems: list[str] = []
-    known = {"cloud", "access", "model", "serving", "benchmark", "azure", "aliyun", "sshPrivateKey"}
+    known = {"cloud", "access", "model", "serving", "benchmark", "azure", "aliyun", "sshPrivateKey", "preflight"}
     for key in sorted(set(raw) - known):
         problems.append(f"{NAMESPACE}:{key}: is not a known setting (known: {', '.join(sorted(known))})")
     cloud = raw.get("cloud")
@@ -641,7 +657,11 @@ def parse_settings(stack: str, raw: Mapping[str, Any]) -> Settings:
                         f"set it with `pulumi config set {NAMESPACE}:cloud azure -s {stack}`")
     access = _parse_access(raw.get("access"), stack, cloud, problems, raw.get("sshPrivateKey"))
     model = _parse_model(raw.get("model"), problems)
-    serving = _parse_serving(raw.get("serving"), problems)
+    azure_raw = raw.get("azure")  # preflight (issue 11): candidates decide tensorParallelSize when it is unset
+    serving = _parse_serving(raw.get("serving"), problems,
+                             cloud == "azure" and isinstance(azure_raw, Mapping) and azure_raw.get("candidates") is not None)
+    preflight, preflight_problems = parse_preflight(raw.get("preflight"))  # preflight (issue 11)
+    problems.extend(preflight_problems)
     benchmark = _parse_benchmark(raw.get("benchmark"), problems, model.max_model_len if model else None)
     azure = _parse_azure(raw.get("azure"), problems) if cloud == "azure" else None
     aliyun = _parse_aliyun(raw.get("aliyun"), problems) if cloud == "aliyun" else None
@@ -653,7 +673,7 @@ def parse_settings(stack: str, raw: Mapping[str, Any]) -> Settings:
         problems.append(f"{NAMESPACE}:model.source: aliyun stacks download with ModelScope into the NAS; set it to modelscope")
     if problems or model is None:
         raise SettingsError(stack, problems or [f"{NAMESPACE}:model.id: is required"])
-    settings = Settings(stack, cloud, access, model, serving, benchmark, azure, aliyun)
+    settings = Settings(stack, cloud, access, model, serving, benchmark, azure, aliyun, preflight)
     _check_layout(settings, problems)
     _check_disk(settings, problems)
     if problems:
@@ -661,7 +681,7 @@ def parse_settings(stack: str, raw: Mapping[str, Any]) -> Settings:
     return settings
 
 
-SECTIONS = ("cloud", "access", "model", "serving", "benchmark", "azure", "aliyun")
+SECTIONS = ("cloud", "access", "model", "serving", "benchmark", "azure", "aliyun", "preflight")
 
 
 def load_settings() -> Settings:
