@@ -258,7 +258,8 @@ def read_own_outputs() -> Mapping[str, Any]:
     """The outputs of this stack's last update, through the engine's built-in `readStackOutputs`
     invoke (what StackReference uses). Synchronous, answered in preview and under mocks, and empty
     for a stack that was never deployed."""
-    name = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
+    # "organization" is the DIY (file) backend's organization; mocks set none.
+    name = f"{pulumi.get_organization() or 'organization'}/{pulumi.get_project()}/{pulumi.get_stack()}"
     result = pulumi.runtime.invoke("pulumi:pulumi:readStackOutputs", {"name": name}).value or {}
     return result.get("outputs") or {}
 
@@ -274,7 +275,9 @@ def _setting_to_change(settings: Any) -> str:
 
 
 def _suggestions(answers: AzureAnswers, settings: Any, tried: Sequence[Candidate], image_sku: str) -> list[str]:
-    """Catalog sizes that pass every check in the locations already asked (no further calls)."""
+    """Catalog sizes that pass every check in the locations already asked (no further calls), each
+    at the tensor-parallel size of its GPUs."""
+    unpinned = replace(settings, serving=replace(settings.serving, tensor_parallel_size=None))
     found = []
     for location in dict.fromkeys(c.location for c in tried):
         for priority in dict.fromkeys(c.priority for c in tried if c.location == location):
@@ -282,9 +285,10 @@ def _suggestions(answers: AzureAnswers, settings: Any, tried: Sequence[Candidate
                 candidate = Candidate(location, size, priority)
                 if any(candidate.same_place(t) for t in tried):
                     continue
-                _, problems = sized_for(settings, candidate)
+                _, problems = sized_for(unpinned, candidate)
                 if not problems and not answers.problems(candidate, image_sku):
-                    found.append(f"{{location: {location}, vmSize: {size}, priority: {priority}}}")
+                    found.append(f"{{location: {location}, vmSize: {size}, priority: {priority}}} "
+                                 f"(tensor parallel {GPU_SIZES[size].gpus})")
     return found
 
 
@@ -343,7 +347,9 @@ def place(settings: Any, make_client: Optional[Callable[[str], Any]] = None,
         lines = [p for s in skipped for p in s.problems]
         suggestions = _suggestions(answers, settings, candidates, image_sku) if answers is not None else []
         if suggestions:
-            lines.append(f"these pass the same checks: {'; '.join(suggestions)}; add one to qwen:azure.candidates")
+            pinned = isinstance(settings.serving.tensor_parallel_size, int)
+            lines.append(f"these pass the same checks: {'; '.join(suggestions)}; add one to qwen:azure.candidates"
+                         + (" and unset qwen:serving.tensorParallelSize" if pinned else ""))
         lines.append(f"no candidate passed: change {_setting_to_change(settings)}")
         raise PreflightError(stack, lines)
     except PreflightError:
