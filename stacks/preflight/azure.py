@@ -315,7 +315,13 @@ def place(settings: Any, make_client: Optional[Callable[[str], Any]] = None,
             answers = AzureAnswers((make_client or connect)(subscription), subscription)
             kept, kept_source = answers.existing_vm(az.resource_group_name, az.vm_name), "the stack's VM"
         else:
-            kept, kept_source = previous_placement((own_outputs or read_own_outputs)()), "the last placement output"
+            try:
+                previous = (own_outputs or read_own_outputs)()
+            except Exception as err:  # noqa: BLE001 - an engine without a backend answers with a plain Exception
+                pulumi.log.warn(f"could not read this stack's last outputs ({err}); the placement is not kept: if the "
+                                "VM is elsewhere, this run shows it replaced")
+                previous = {}
+            kept, kept_source = previous_placement(previous), "the last placement output"
         if kept is not None:
             index = next((i for i, c in enumerate(candidates) if c.same_place(kept)), None)
             if index is not None:
