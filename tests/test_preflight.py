@@ -353,3 +353,17 @@ def test_aliyun_preflight_off(monkeypatch, warnings):
     run_stack("aliyun-l20", monkeypatch, mocks=mocks, preflight={"enabled": False})
     assert not [i for i in mocks.invokes if i[0] == "alicloud:quotas/getQuotas:getQuotas"]
     assert any("qwen:preflight.enabled is false" in w for w in warnings)
+
+
+def test_the_fake_client_has_the_real_clients_signatures():
+    import inspect
+
+    real = preflight_azure.connect(TEST_SUBSCRIPTION)  # builds the client and credential; no request is sent
+    assert type(real).__name__ == "ComputeManagementClient"
+    fake = FakeComputeClient()
+    for group, method in (("resource_skus", "list"), ("usage", "list"), ("virtual_machines", "get")):
+        real_params = inspect.signature(getattr(getattr(real, group), method)).parameters
+        fake_params = inspect.signature(getattr(getattr(fake, group), method)).parameters
+        for name, param in real_params.items():
+            if param.kind is not param.VAR_KEYWORD:
+                assert name in fake_params and fake_params[name].kind == param.kind, (group, method, name)
