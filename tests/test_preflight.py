@@ -206,6 +206,17 @@ def test_a_candidate_the_model_does_not_fit_is_skipped(monkeypatch):
     assert "tensorParallelSize: 2 does not match the 1 GPU(s)" in placement["skipped"][0]["problems"][0]
 
 
+def test_regular_candidate_in_a_zone_builds_an_on_demand_zonal_vm(monkeypatch):
+    usages = set_usage(recorded_usages(), "uksouth", "standardNCadsH100v5Family", 0, 40)
+    overrides = candidate_overrides([{"location": "uksouth", "vmSize": H100, "priority": "Regular", "zone": "1"}])
+    run = run_stack("uksouth", monkeypatch, azure_client=FakeComputeClient(usages=usages), **overrides)
+    vm = run.one("azure-native:compute:VirtualMachine")
+    assert vm.inputs["priority"] == "Regular" and vm.inputs["zones"] == ["1"]
+    assert "evictionPolicy" not in vm.inputs and "billingProfile" not in vm.inputs
+    assert {"priority", "zones", "hardwareProfile.vmSize"} <= set(vm.replace_on_changes)
+    assert run.outputs["placement"]["zone"] == "1"
+
+
 def test_placement_kept_once_the_vm_exists(monkeypatch):
     # Our own VM holds the Spot quota now: checking it again would move the VM away.
     client = FakeComputeClient(usages=set_usage(recorded_usages(), "uksouth", "lowPriorityCores", 48, 48),
