@@ -235,6 +235,15 @@ def test_vm_no_longer_among_the_candidates_moves(monkeypatch, warnings):
     assert any("Regular in uksouth, which is no longer among the candidates" in w for w in warnings)
 
 
+def test_moving_vm_gives_its_quota_back(monkeypatch, warnings):
+    # NC48 Spot holds all 48 low-priority vCPUs; a move to NC24 Spot in the same region deletes it first.
+    client = FakeComputeClient(usages=set_usage(recorded_usages(), "uksouth", "lowPriorityCores", 48, 48),
+                               vms={("rg-qwen-uksouth", "vm-qwen-nc48"): vm_answer("uksouth", NC48, "Spot")})
+    overrides = candidate_overrides([{"location": "uksouth", "vmSize": "Standard_NC24ads_A100_v4"}])
+    run = run_stack("uksouth", monkeypatch, azure_client=client, **overrides)
+    assert run.outputs["placement"]["vmSize"] == "Standard_NC24ads_A100_v4" and run.outputs["placement"]["skipped"] == []
+
+
 class NoAzure:
     def __getattr__(self, name):
         raise AssertionError(f"the preflight asked Azure ({name}) although it is off")

@@ -128,17 +128,23 @@ def sku_problems(candidate: Candidate, sku: Optional[Any], image_sku: str) -> li
     return problems
 
 
-def quota_problems(candidate: Candidate, sku: Any, usages: Iterable[Any], subscription_id: str) -> list[str]:
+def quota_names(priority: str, sku: Any) -> list[str]:
     """Spot draws on the regional low-priority quota; on-demand on the family's and the regional vCPU quota."""
+    return [SPOT_QUOTA] if priority == "Spot" else [sku.family or "", REGIONAL_QUOTA]
+
+
+def quota_problems(candidate: Candidate, sku: Any, usages: Iterable[Any], subscription_id: str,
+                   released: Optional[Mapping[str, int]] = None) -> list[str]:
+    """Each quota the candidate draws on must have its vCPUs free; ``released``: vCPUs per quota name
+    (lowercase) that the stack's current VM gives back when it is replaced first."""
     vcpus = int(capability(sku, "vCPUs") or 0)
     rows = {(u.name.value or "").lower(): u for u in usages if u.name is not None}
-    names = [SPOT_QUOTA] if candidate.priority == "Spot" else [sku.family or "", REGIONAL_QUOTA]
     problems = []
-    for name in names:
+    for name in quota_names(candidate.priority, sku):
         row = rows.get(name.lower())
         if row is None:
             continue  # the region reports no such quota: nothing limits it
-        free = row.limit - row.current_value
+        free = row.limit - row.current_value + (released or {}).get(name.lower(), 0)
         if free < vcpus:
             title = row.name.localized_value or name
             problems.append(
@@ -157,6 +163,7 @@ class AzureAnswers:
         self.subscription_id = subscription_id
         self._skus: dict[str, list] = {}
         self._usages: dict[str, list] = {}
+        self.released: dict[str, dict[str, int]] = {}  # location -> quota name -> vCPUs of the VM being moved
 
     def skus(self, location: str) -> list:
         if location not in self._skus:
@@ -172,8 +179,17 @@ class AzureAnswers:
         sku = find_sku(self.skus(candidate.location.lower()), candidate)
         problems = sku_problems(candidate, sku, image_sku)
         if sku is not None:
-            problems += quota_problems(candidate, sku, self.usages(candidate.location.lower()), self.subscription_id)
+            location = candidate.location.lower()
+            problems += quota_problems(candidate, sku, self.usages(location), self.subscription_id,
+                                       self.released.get(location))
         return problems
+
+    def release(self, vm: Candidate) -> None:
+        """Count the stack's VM as gone: it is deleted before its replacement is created."""
+        sku = find_sku(self.skus(vm.location.lower()), vm)
+        if sku is not None:
+            vcpus = int(capability(sku, "vCPUs") or 0)
+            self.released[vm.location.lower()] = {name.lower(): vcpus for name in quota_names(vm.priority, sku)}
 
     def existing_vm(self, resource_group: str, vm_name: str) -> Optional[Candidate]:
         """The place of the stack's VM if Azure has it (in any state, a Failed one included)."""
@@ -335,6 +351,8 @@ def place(settings: Any, make_client: Optional[Callable[[str], Any]] = None,
                 return resolved, Placement(index, candidates[index], resolved.serving.tensor_parallel_size, reason, enabled)
             pulumi.log.warn(f"{kept_source} is {kept.label()}, which is no longer among the candidates: the VM moves to "
                             "the first candidate that passes, which replaces it")
+            if answers is not None:
+                answers.release(kept)
         skipped: list[Skipped] = []
         for index, (candidate, (resolved, problems)) in enumerate(zip(candidates, sized)):
             if not problems and answers is not None:
