@@ -40,6 +40,8 @@ class StackOutputs:
     tokens_per_second: pulumi.Input[float]
     benchmark: pulumi.Input[dict]
     generated_ssh_private_key: Optional[pulumi.Input[str]] = None
+    # Azure: where the preflight placed the VM and why other candidates were skipped (issue 11).
+    placement: Optional[dict] = None
 
     def as_exports(self) -> dict[str, Any]:
         exports = {
@@ -56,6 +58,8 @@ class StackOutputs:
         assert list(exports) == list(CONTRACT), "StackOutputs.as_exports and CONTRACT disagree"
         if self.generated_ssh_private_key is not None:
             exports["sshPrivateKey"] = pulumi.Output.secret(self.generated_ssh_private_key)
+        if self.placement is not None:
+            exports["placement"] = self.placement
         return exports
 
 

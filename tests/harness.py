@@ -265,12 +265,19 @@ def stack_config(stack: str, **overrides: Any) -> dict[str, str]:
 
 
 def run_stack(stack: str, monkeypatch, mocks: Optional[CloudMocks] = None, preview: bool = False,
-              **overrides: Any) -> Run:
-    """Run the real program (stacks.program.main) for a stack file, capturing pulumi.export."""
+              azure_client: Any = None, **overrides: Any) -> Run:
+    """Run the real program (stacks.program.main) for a stack file, capturing pulumi.export.
+    The Azure preflight asks `azure_client` (default: the recorded answers, where the stack fits)."""
     from stacks import program
+    from stacks.preflight import azure as preflight_azure
+    from tests.azure_fakes import TEST_SUBSCRIPTION, FakeComputeClient
 
     exports: dict = {}
     monkeypatch.setattr(pulumi, "export", lambda name, value: exports.__setitem__(name, value))
+    client = azure_client or FakeComputeClient()
+    monkeypatch.setattr(preflight_azure, "connect", lambda subscription: client)
+    monkeypatch.delenv("ARM_SUBSCRIPTION_ID", raising=False)
+    monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", TEST_SUBSCRIPTION)
 
     def _program():
         program.main()
