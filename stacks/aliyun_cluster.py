@@ -40,7 +40,7 @@ def build(settings: Settings) -> StackOutputs:
         image_id=ali.image_id, allowed_cidrs=list(settings.access.allowed_cidrs),
         inbound_ports=[22, settings.serving.port], ssh_public_key=key.public_key, ssh_private_key=key.private_key,
         nas_storage_type=ali.nas.storage_type, nas_mount_dir=ali.nas.mount_dir, model_dir=model_dir,
-        model_revision=settings.model.revision,
+        model_id=settings.model.id, model_revision=settings.model.revision, stop_downloader=ali.stop_downloader,
         gpu_user_data=gpu_user_data, downloader_user_data=downloader_user_data,
         download_timeout_hours=ali.download_timeout_hours, tags={"stack": settings.stack},
         # Docker Hub and GitHub Pages can be unreachable from mainland China regions.

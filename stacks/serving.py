@@ -46,6 +46,7 @@ def serve_and_measure(settings: Settings, hosts: Sequence[GpuHost], model_root: 
     hosts = [replace(h, ready=[*h.ready, prefetch.steps[h.name]]) for h in hosts]
     ray = RayCluster("ray", RayClusterArgs(
         hosts=hosts, image=serving.image, model_root=model_root, private_interface=serving.private_interface,
+        min_driver_version=serving.min_driver_version,
     ))
     service = VllmService("vllm", VllmServiceArgs(
         head=ray.head, cluster_ready=ray.ready, image=serving.image, model_root=model_root, model_dir=model_dir,

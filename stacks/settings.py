@@ -539,8 +539,8 @@ class AliyunSettings(_Section):
                                                  "1.31.0")] = setting(
         "1.31.0", "pinned ModelScope for the download", shown='`"1.31.0"`')
     download_timeout_hours: int = setting(8, "145 GB at 100 Mbps takes at least 3.2 hours", ge=1, le=48)
-    stop_downloader: bool = setting(False, "stop the downloader without charge (`Stopped`, `StopCharging`); set it "
-                                    "after the weights are verified on the NAS")
+    stop_downloader: bool = setting(False, "`true` stops the downloader without charge (`Stopped`, `StopCharging`) once "
+                                    "the weights are on the NAS (see [Stopping the downloader](#stopping-the-downloader))")
     nas: NasSettings = setting({})
 
     @model_validator(mode="after")

@@ -194,7 +194,7 @@ def test_given_ssh_key_is_used_and_not_exported(monkeypatch):
     key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOperatorKey operator@laptop"
     run = run_stack("uksouth", monkeypatch, access={"allowedCidrs": [TEST_CIDR], "sshPublicKey": key},
                     sshPrivateKey="-----BEGIN OPENSSH PRIVATE KEY-----\noperator\n-----END OPENSSH PRIVATE KEY-----\n")
-    assert [r.name for r in run.of_type("tls:index/privateKey:PrivateKey")] == ["proxy-ca-key", "proxy-server-key"]
+    assert sorted(r.name for r in run.of_type("tls:index/privateKey:PrivateKey")) == ["proxy-ca-key", "proxy-server-key"]
     vm = run.one("azure-native:compute:VirtualMachine")
     assert vm.inputs["osProfile"]["linuxConfiguration"]["ssh"]["publicKeys"][0]["keyData"] == key
     assert list(run.outputs) == [*CONTRACT, "placement"]

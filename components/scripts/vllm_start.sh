@@ -54,7 +54,7 @@ else
     -v "$QWEN_API_KEY_FILE:$QWEN_API_KEY_MOUNT:ro" \
     -e RAY_ADDRESS="$NODE_IP:$RAY_PORT" -e VLLM_HOST_IP="$NODE_IP" \
     -e NCCL_SOCKET_IFNAME="$PRIVATE_INTERFACE" -e GLOO_SOCKET_IFNAME="$PRIVATE_INTERFACE" \
-    -v "$MODEL_ROOT:$MODEL_ROOT:ro" -v /var/lib/qwen/ray:/tmp/ray \
+    -v "$MODEL_ROOT:$MODEL_ROOT:ro,rslave" -v /var/lib/qwen/ray:/tmp/ray \
     --entrypoint sh "$IMAGE" -c "$(exec_vllm_with_key VLLM_API_KEY)" vllm "${args[@]}"
   progress "started vllm serve $SERVED_NAME (tensor parallel $TP x pipeline parallel $PP)"
   # Images no container uses any more (a previous serving image) only take disk space.
