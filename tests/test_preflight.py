@@ -386,6 +386,16 @@ def test_aliyun_sold_nowhere_names_regions_to_try(monkeypatch):
     assert "pulumi config set alicloud:region" in problem
 
 
+def test_aliyun_nas_offered_in_no_gpu_zone(monkeypatch):
+    mocks = CloudMocks(nas_offers={"cn-hangzhou-h": [("Performance", "nfs")]})  # GPU zones: j, k
+    with pytest.raises(PreflightError) as err:
+        run_stack("aliyun-l20", monkeypatch, mocks=mocks)
+    [problem] = err.value.problems
+    assert problem.startswith("alicloud:region cn-hangzhou: no zone of this region sells ecs.gn8is-2x.8xlarge")
+    assert "Performance NFS file system (offered in: cn-hangzhou-h)" in problem
+    assert problem.endswith("the keys: qwen:aliyun.downloaderInstanceType, qwen:aliyun.nas.storageType")
+
+
 def test_aliyun_quota_too_small(monkeypatch):
     with pytest.raises(PreflightError) as err:
         run_stack("aliyun-l20", monkeypatch, mocks=AliyunMocks([gn8is_quota(40.0, 8.0)]))

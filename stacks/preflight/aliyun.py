@@ -15,7 +15,7 @@ from typing import Any, Iterable, Optional, Sequence
 import pulumi
 import pulumi_alicloud as alicloud
 
-from components.aliyun_gpu_cluster import choose_zone
+from components.aliyun_gpu_cluster import choose_zone, nas_zone_ids
 from stacks.preflight.errors import PreflightError
 from stacks.settings import Settings
 
@@ -93,11 +93,13 @@ def check(settings: Settings) -> None:
         raise PreflightError(stack, [sold_nowhere(ali.gpu_instance_type, where)])
     downloader_zones = alicloud.get_zones(available_instance_type=ali.downloader_instance_type,
                                           available_resource_creation="VSwitch")
+    nas_zones = alicloud.nas.get_zones(file_system_type="standard")
     try:
-        choose_zone(gpu_zones.ids, downloader_zones.ids, ali.gpu_instance_type, ali.downloader_instance_type)
+        choose_zone(gpu_zones.ids, downloader_zones.ids, nas_zone_ids(nas_zones.zones, ali.nas.storage_type),
+                    ali.gpu_instance_type, ali.downloader_instance_type, ali.nas.storage_type)
     except ValueError as err:
-        raise PreflightError(stack, [f"alicloud:region {where}: {err}; or set qwen:aliyun.downloaderInstanceType "
-                                     "to a type sold in the GPU zones"]) from err
+        raise PreflightError(stack, [f"alicloud:region {where}: {err}; the keys: qwen:aliyun.downloaderInstanceType, "
+                                     "qwen:aliyun.nas.storageType"]) from err
     if region() is None:
         pulumi.log.info("alicloud:region is not set here (the provider's default applies): the ECS quota was not checked")
         return
