@@ -7,7 +7,8 @@ from __future__ import annotations
 import copy
 import json
 import re
-from typing import Any, Iterator, Optional
+from collections.abc import Iterator
+from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.mgmt.compute.models import ResourceSku, Usage, VirtualMachine
@@ -27,7 +28,7 @@ def recorded_usages() -> dict[str, list[dict]]:
     return {k: v for k, v in data.items() if not k.startswith("_")}
 
 
-def restrict(skus: dict, location: str, size: str, kind: str = "Location", zones: Optional[list[str]] = None,
+def restrict(skus: dict, location: str, size: str, kind: str = "Location", zones: list[str] | None = None,
              reason: str = "NotAvailableForSubscription") -> dict:
     """Add a restriction as the API reports it: type Location (values and restrictionInfo.locations
     name the region) or Zone (restrictionInfo.zones name the zones)."""
@@ -43,7 +44,7 @@ def set_usage(usages: dict, location: str, name: str, current: int, limit: int) 
     return usages
 
 
-def vm_answer(location: str, size: str, priority: Optional[str] = "Spot", zones: Optional[list[str]] = None) -> dict:
+def vm_answer(location: str, size: str, priority: str | None = "Spot", zones: list[str] | None = None) -> dict:
     """GET virtualMachines/{name} as the API answers it (trimmed)."""
     props: dict[str, Any] = {"hardwareProfile": {"vmSize": size}, "provisioningState": "Succeeded"}
     if priority:
@@ -56,8 +57,8 @@ def vm_answer(location: str, size: str, priority: Optional[str] = "Spot", zones:
 
 
 class FakeComputeClient:
-    def __init__(self, skus: Optional[dict] = None, usages: Optional[dict] = None,
-                 vms: Optional[dict[tuple[str, str], dict]] = None):
+    def __init__(self, skus: dict | None = None, usages: dict | None = None,
+                 vms: dict[tuple[str, str], dict] | None = None):
         self.skus = skus if skus is not None else recorded_skus()
         self.usages = usages if usages is not None else recorded_usages()
         self.vms = vms or {}
@@ -71,7 +72,7 @@ class _ResourceSkus:
     def __init__(self, client: FakeComputeClient):
         self.client = client
 
-    def list(self, *, filter: Optional[str] = None, include_extended_locations: Optional[str] = None,
+    def list(self, *, filter: str | None = None, include_extended_locations: str | None = None,
              **kwargs: Any) -> Iterator[ResourceSku]:
         match = re.fullmatch(r"location eq '([a-z0-9]+)'", filter or "")
         assert match, f"only a location filter is supported by the API, got {filter!r}"
@@ -92,7 +93,7 @@ class _VirtualMachines:
     def __init__(self, client: FakeComputeClient):
         self.client = client
 
-    def get(self, resource_group_name: str, vm_name: str, *, expand: Optional[str] = None, **kwargs: Any) -> VirtualMachine:
+    def get(self, resource_group_name: str, vm_name: str, *, expand: str | None = None, **kwargs: Any) -> VirtualMachine:
         self.client.calls.append(("virtual_machines.get", resource_group_name, vm_name))
         answer = self.client.vms.get((resource_group_name, vm_name))
         if answer is None:

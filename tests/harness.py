@@ -303,3 +303,16 @@ def run_stack(stack: str, monkeypatch, mocks: Optional[CloudMocks] = None, previ
     run = run_pulumi(_program, stack=stack, config=stack_config(stack, **overrides), mocks=mocks, preview=preview)
     run.exported = list(exports)
     return run
+
+
+def contract_outputs(ssh_key_generated: bool, azure: bool = False) -> list[str]:
+    """The names a stack must export, in order: the contract, then sshPrivateKey when generated, then
+    the preflight's placement on Azure."""
+    from stacks.outputs import CONTRACT, PLACEMENT_OUTPUT, SSH_PRIVATE_KEY_OUTPUT
+
+    names = list(CONTRACT)
+    if ssh_key_generated:
+        names.append(SSH_PRIVATE_KEY_OUTPUT)
+    if azure:
+        names.append(PLACEMENT_OUTPUT)
+    return names

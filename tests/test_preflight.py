@@ -12,11 +12,17 @@ from azure.mgmt.compute.models import ResourceSku, Usage
 
 from stacks.preflight import PreflightError
 from stacks.preflight import azure as preflight_azure
-from stacks.preflight.azure import find_sku, find_subscription_id, quota_problems, sku_problems
-from stacks.preflight.azure import candidates_of
+from stacks.preflight.azure import candidates_of, find_sku, find_subscription_id, quota_problems, sku_problems
 from stacks.settings import AzureCandidate, SettingsError, parse_settings
-from tests.azure_fakes import (TEST_SUBSCRIPTION, FakeComputeClient, recorded_skus, recorded_usages, restrict,
-                               set_usage, vm_answer)
+from tests.azure_fakes import (
+    TEST_SUBSCRIPTION,
+    FakeComputeClient,
+    recorded_skus,
+    recorded_usages,
+    restrict,
+    set_usage,
+    vm_answer,
+)
 from tests.harness import ROOT, TEST_CIDR, CloudMocks, PreviewMocks, run_stack
 
 NC48, H100 = "Standard_NC48ads_A100_v4", "Standard_NC40ads_H100_v5"
@@ -311,7 +317,8 @@ def test_preflight_off_keeps_the_last_placement(monkeypatch, warnings):
                     **candidate_overrides())
     assert run.outputs["placement"]["location"] == "westeurope"
     assert run.outputs["placement"]["reason"].startswith("kept: the last placement output")
-    assert [a for t, a in mocks.invokes if t == "pulumi:pulumi:readStackOutputs"] == [{"name": "organization/qwen-serving/uksouth"}]
+    read = [a for t, a in mocks.invokes if t == "pulumi:pulumi:readStackOutputs"]
+    assert read == [{"name": "organization/qwen-serving/uksouth"}]
 
 
 def test_preview_with_a_restricted_size_fails_before_any_resource(monkeypatch):
@@ -382,7 +389,8 @@ def test_aliyun_sold_nowhere_names_regions_to_try(monkeypatch):
     with pytest.raises(PreflightError) as err:
         run_stack("aliyun-l20", monkeypatch, mocks=mocks)
     [problem] = err.value.problems
-    assert problem.startswith("alicloud:region: ecs.gn8is-2x.8xlarge is sold for a vSwitch in no zone of cn-hangzhou; try cn-shanghai")
+    assert problem.startswith(
+        "alicloud:region: ecs.gn8is-2x.8xlarge is sold for a vSwitch in no zone of cn-hangzhou; try cn-shanghai")
     assert "pulumi config set alicloud:region" in problem
 
 
