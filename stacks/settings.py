@@ -309,8 +309,8 @@ class ServingSettings(_Section):
         8000, "API port, where the TLS proxy listens; ports below 1024, Ray's ports (6379, 8265, 10001, 52365, "
         "10002-19999) and vLLM's own port 8001 (on 127.0.0.1) are refused", ge=1024, le=65535)
     tensor_parallel_size: Optional[int] = setting(
-        None, "must equal the GPUs per node", example=2, shown="(required; with `qwen:azure.candidates`: each "
-        "candidate's GPUs)", ge=1)
+        None, "must equal the GPUs per node", shown="(required; with `qwen:azure.candidates`: each candidate's GPUs)",
+        ge=1)  # required, but checked with the GPUs it must equal (_check_layout), which name the fix
     pipeline_parallel_size: int = setting(1, "must equal the GPU nodes", ge=1)
     gpu_memory_utilization: float = setting(0.9, "vLLM's share of GPU memory", ge=0.1, le=0.98)
     private_interface: Annotated[str, _matches(r"[a-z0-9]{1,15}", "'{v}' is not a network interface name such as "
