@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 
+from stacks import preflight
 from stacks.outputs import StackOutputs, export_outputs
 from stacks.settings import Settings, load_settings
 
@@ -16,5 +18,7 @@ def build(settings: Settings) -> StackOutputs:
 
 
 def main() -> None:
-    # Settings are validated completely before the first resource is registered.
-    export_outputs(build(load_settings()))
+    # Settings are validated completely before the first resource is registered; then the preflight
+    # asks the cloud whether it can take them (and places the Azure VM), still before any resource.
+    settings, placement = preflight.run(load_settings())
+    export_outputs(dataclasses.replace(build(settings), placement=placement))
