@@ -47,7 +47,9 @@ class AcceleratorFamily:
     models: tuple[str, ...]  # accelerator models of this family, as qwen:owned.hosts[].accelerator names them
     weight_dtype: str  # the 16-bit format the family serves weights in: bf16, or fp16 where there is no bf16
     default_image: str  # pinned serving image (vLLM v0.11.0 or the family's build of it)
-    count_command: str  # shell; prints how many devices this host (or a container) sees
+    count_command: str  # shell; prints how many devices this host sees
+    container_probe: tuple[str, ...]  # entrypoint and arguments that list the devices a container sees
+    container_probe_pattern: str  # extended regex matching one line of that list per device
     inventory_command: str  # shell; one CSV row per device: index, name, "N MiB", driver version
     driver_version_command: str  # shell; prints the driver version
     min_driver_version: str  # oldest driver the default image runs on (numeric prefix compared); NVIDIA's is a setting
@@ -93,6 +95,8 @@ NVIDIA = AcceleratorFamily(
     weight_dtype="bf16",
     default_image="vllm/vllm-openai:v0.11.0",
     count_command="nvidia-smi --query-gpu=name --format=csv,noheader | grep -c .",
+    container_probe=("nvidia-smi", "-L"),  # injected by the nvidia runtime
+    container_probe_pattern="^GPU [0-9]+:",
     inventory_command=NVIDIA_INVENTORY,
     driver_version_command="nvidia-smi --query-gpu=driver_version --format=csv,noheader | head -n 1",
     # The image is CUDA 12.8 (torch 2.8). GeForce cards cannot use CUDA's forward-compatibility
@@ -119,6 +123,8 @@ ASCEND_310P = AcceleratorFamily(
     # multi-architecture manifest; node-ready compares the pulled image's architecture with the host's.
     default_image="quay.io/ascend/vllm-ascend:v0.10.0rc1-310p",
     count_command=f"{ASCEND_CHIPS} | grep -c .",
+    container_probe=("npu-smi", "info", "-m"),  # mounted from the host with the driver files
+    container_probe_pattern="^ +[0-9]+ +[0-9]+ +[0-9]+ +Ascend ",
     inventory_command=ASCEND_INVENTORY,
     driver_version_command=ASCEND_DRIVER_VERSION,
     # The Ascend HDK seed 001 ran on (24.1.rc3).

@@ -77,6 +77,8 @@ class RayCluster(pulumi.ComponentResource):
                     "ACCEL_RUNTIME_CHECK": host.accelerator.runtime_check_command,
                     "RUNTIME_HINT": host.accelerator.runtime_hint,
                     "DEVICE_ARGS": device_args(host.accelerator, host.gpu_count),
+                    "CONTAINER_PROBE": "\n".join(host.accelerator.container_probe),
+                    "CONTAINER_PROBE_PATTERN": host.accelerator.container_probe_pattern,
                 },
                 parent=self,
                 depends_on=list(host.ready),

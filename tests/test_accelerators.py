@@ -134,3 +134,14 @@ def test_step_scripts_name_no_family_tool():
         text = "\n".join(line for line in script.read_text().splitlines() if not line.lstrip().startswith("#"))
         for word in ("nvidia-smi", "npu-smi", "--gpus", "--num-gpus", "NCCL_", "HCCL_", "davinci"):
             assert word not in text, f"{script.name} names {word}"
+
+
+def test_container_probe_patterns_count_one_line_per_device():
+    import re
+
+    npu_list = fixture("npu_smi_info_m_300i_duo.txt").splitlines()
+    assert sum(bool(re.search(ASCEND_310P.container_probe_pattern, line)) for line in npu_list) == 4  # no header, no Mcu
+    gpu_list = ["GPU 0: NVIDIA GeForce RTX 4090 (UUID: GPU-5b1e7c1a)", "GPU 1: NVIDIA GeForce RTX 4090 (UUID: GPU-9d2f)"]
+    assert sum(bool(re.search(NVIDIA.container_probe_pattern, line)) for line in gpu_list) == 2
+    assert ASCEND_310P.container_probe[0] == "npu-smi" and "/usr/local/bin/npu-smi:/usr/local/bin/npu-smi:ro" in \
+        ASCEND_310P.device_args(4)  # the probe's tool is mounted into the container

@@ -44,8 +44,8 @@ def run_node_ready(tmp_path: Path, driver: str, minimum: str) -> subprocess.Comp
         "cloud-init": "exit 0",
         "nvidia-smi": ('case "$*" in *driver_version*) printf "%s\\n%s\\n" "{d}" "{d}" ;; '
                        '-L) printf "GPU 0: L20\\nGPU 1: L20\\n" ;; *) printf "NVIDIA L20\\nNVIDIA L20\\n" ;; esac').format(d=driver),
-        # `docker run ... -c "$ACCEL_COUNT_COMMAND"` counts the GPUs a container sees; the image is amd64
-        "docker": ('case "$1" in info) echo \'{"nvidia":{},"runc":{}}\' ;; run) printf "2\\n" ;; '
+        # `docker run ... nvidia-smi -L` lists the GPUs a container sees; the image is amd64
+        "docker": ('case "$1" in info) echo \'{"nvidia":{},"runc":{}}\' ;; run) printf "GPU 0: L20\\nGPU 1: L20\\n" ;; '
                    'image) echo amd64 ;; esac; exit 0'),
         "systemctl": "exit 1",  # is-failed: no
     }
@@ -69,7 +69,8 @@ def nvidia_env() -> dict:
     return {"ACCEL_COUNT_COMMAND": NVIDIA.count_command, "ACCEL_INVENTORY_COMMAND": NVIDIA.inventory_command,
             "ACCEL_DRIVER_VERSION_COMMAND": NVIDIA.driver_version_command, "DRIVER_NAME": NVIDIA.vendor,
             "DRIVER_HINT": driver_hint(NVIDIA, owned=False), "ACCEL_RUNTIME_CHECK": NVIDIA.runtime_check_command,
-            "RUNTIME_HINT": NVIDIA.runtime_hint, "DEVICE_ARGS": "\n".join(NVIDIA.device_args(2))}
+            "RUNTIME_HINT": NVIDIA.runtime_hint, "DEVICE_ARGS": "\n".join(NVIDIA.device_args(2)),
+            "CONTAINER_PROBE": "\n".join(NVIDIA.container_probe), "CONTAINER_PROBE_PATTERN": NVIDIA.container_probe_pattern}
 
 
 @pytest.mark.parametrize("driver, minimum", [("570.172.08", "570"), ("575.51.03", "570"), ("570.172.08", "570.172.08"),

@@ -5,7 +5,8 @@
 # nvidia-smi's shape for every family).
 # Env: EXPECTED_GPUS, IMAGE, MIN_DRIVER_VERSION, CLOUD_INIT_TIMEOUT (0: no cloud-init, an owned machine),
 #      GPU_TIMEOUT, IMAGE_PULL_TIMEOUT (seconds), ACCEL_COUNT_COMMAND, ACCEL_INVENTORY_COMMAND,
-#      ACCEL_DRIVER_VERSION_COMMAND, DRIVER_NAME, DRIVER_HINT, ACCEL_RUNTIME_CHECK, RUNTIME_HINT, DEVICE_ARGS.
+#      ACCEL_DRIVER_VERSION_COMMAND, DRIVER_NAME, DRIVER_HINT, ACCEL_RUNTIME_CHECK, RUNTIME_HINT, DEVICE_ARGS,
+#      CONTAINER_PROBE (entrypoint and arguments, one per line), CONTAINER_PROBE_PATTERN.
 qwen_diagnostics() {
   echo "qwen: last lines of journalctl -u qwen-prefetch:"
   journalctl -u qwen-prefetch --no-pager -n 15
@@ -58,7 +59,9 @@ esac
 image_arch=$(docker image inspect -f '{{ .Architecture }}' "$IMAGE")
 [ "$image_arch" = "$host_arch" ] || fail "the image $IMAGE is built for $image_arch and this host is $host_arch; use a tag built for $host_arch"
 accelerator_docker_args
-in_container=$(timeout 300 docker run --rm "${ACCEL_DOCKER_ARGS[@]}" --entrypoint bash "$IMAGE" -c "$ACCEL_COUNT_COMMAND" || true)
+mapfile -t probe <<<"$CONTAINER_PROBE"
+in_container=$(timeout 300 docker run --rm "${ACCEL_DOCKER_ARGS[@]}" --entrypoint "${probe[0]}" "$IMAGE" "${probe[@]:1}" |
+  grep -cE "$CONTAINER_PROBE_PATTERN" || true)
 [ "${in_container:-0}" -ge "$EXPECTED_GPUS" ] || fail "a container sees ${in_container:-0} devices, expected $EXPECTED_GPUS"
 progress "$EXPECTED_GPUS devices ready"
 accelerator_inventory >&3
