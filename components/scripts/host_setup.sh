@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Step (machines the team owns, instead of cloud-init): check what the serving layer needs from the
 # machine, then install the units a cloud node's cloud-init installs (cloudinit.owned_node_files).
-# Checks: systemd, the tools the steps call, docker, the accelerator driver (never installed here: a
+# Checks: the tools the steps call (systemd's among them), docker, the accelerator driver (never installed here: a
 # missing or old one fails with what was found and what is needed), the devices, docker's access to
 # them, free disk for the image and the weights, the private interface. Every problem is reported at
 # once. Prints {"privateIp": ..., "arch": ...}.
@@ -14,9 +14,9 @@ problem() {
   problems+=("$*")
 }
 
-[ -d /run/systemd/system ] || problem "systemd is not running (the prefetch runs as a systemd service)"
 missing_tools=()
-for tool in docker curl jq timeout base64 tar sha256sum df; do
+# systemctl: the prefetch runs as a systemd service, as on cloud nodes.
+for tool in docker systemctl curl jq timeout base64 tar sha256sum df; do
   command -v "$tool" >/dev/null 2>&1 || missing_tools+=("$tool")
 done
 [ "${#missing_tools[@]}" -eq 0 ] || problem "missing tools: ${missing_tools[*]} (install them with the system's package manager)"
@@ -56,7 +56,7 @@ free_gb() {
 filesystem_of() {
   local path=$1
   until [ -e "$path" ]; do path=$(dirname "$path"); done
-  df --output=target "$path" | tail -n 1
+  stat -c %m "$path"
 }
 if [ "$docker_ok" = 1 ]; then
   image_need=0

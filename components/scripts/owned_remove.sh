@@ -5,7 +5,7 @@
 # Env: CONTAINERS, UNITS, PATHS (one per line; any may be empty).
 while IFS= read -r container; do
   [ -n "$container" ] || continue
-  if docker container inspect "$container" >/dev/null 2>&1; then
+  if docker inspect --type=container "$container" >/dev/null 2>&1; then
     timeout 120 docker rm -f "$container" >/dev/null
     progress "removed container $container"
   fi
