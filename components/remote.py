@@ -14,7 +14,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import pulumi
 from pulumi_command import local, remote
@@ -149,7 +149,8 @@ def remote_step(
     delete = None
     if host.owned and removes is not None:
         delete = render_command(f"{step}-remove", host.name, "owned_remove.sh", removes.env())
-    args = dict(
+    # The arguments remote and local Commands share.
+    args: dict[str, Any] = dict(
         create=create,
         delete=delete,
         triggers=[host.instance_id, *(triggers or [])],

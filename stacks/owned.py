@@ -24,10 +24,10 @@ from stacks.settings import OwnedHostSettings, OwnedSettings, Settings
 LOOPBACK = "127.0.0.1"
 
 
-def private_key(settings: Settings) -> Optional[pulumi.Input[str]]:
+def private_key(settings: Settings, owned: OwnedSettings) -> Optional[pulumi.Input[str]]:
     """The SSH key: the secret qwen:sshPrivateKey, else qwen:access.sshKeyFile (read here, kept secret);
     None when every host is the local machine."""
-    if all(h.local for h in settings.owned.hosts):
+    if all(h.local for h in owned.hosts):
         return None
     if settings.ssh_private_key is not None:
         return pulumi.Output.secret(settings.ssh_private_key)
@@ -65,8 +65,9 @@ def owned_host(host: OwnedHostSettings, owned: OwnedSettings, key: Optional[pulu
 
 def build(settings: Settings) -> StackOutputs:
     owned = settings.owned
+    assert owned is not None, "settings put every owned stack's qwen:owned section in place"
     model_dir = f"{owned.model_root}/{settings.model.dir_name}"
-    key = private_key(settings)
+    key = private_key(settings, owned)
     hosts = []
     for host in owned.hosts:
         setup = HostSetup(host.name, HostSetupArgs(
