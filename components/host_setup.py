@@ -42,6 +42,29 @@ def files_archive(files: Sequence[dict]) -> str:
     return base64.b64encode(raw.getvalue()).decode()
 
 
+@dataclass(frozen=True)
+class HostSetupEnv:
+    """host_setup.sh's inputs (its `# Env:` lines), in their order."""
+
+    ACCELERATOR: str  # accelerator model, in messages
+    EXPECTED_GPUS: str  # devices the stack uses on the host
+    ACCEL_COUNT_COMMAND: str  # the family's shell that prints the device count
+    ACCEL_DRIVER_VERSION_COMMAND: str  # the family's shell that prints the driver version
+    MIN_DRIVER_VERSION: str  # oldest driver the image runs on
+    DRIVER_HINT: str  # where the minimum comes from and how to install a driver (never done here)
+    ACCEL_RUNTIME_CHECK: str  # the family's shell that succeeds when docker can hand the devices over
+    RUNTIME_HINT: str  # what to install when it cannot
+    IMAGE: str  # the serving image: no disk needed for it when present
+    IMAGE_DISK_GB: str  # disk its pull needs
+    MODEL_ROOT: str  # directory of the weights
+    MODEL_DIR: str  # the model's directory in it
+    MODEL_REVISION: str  # revision whose completion marker means the weights need no disk
+    MODEL_DISK_GB: str  # disk the weights need
+    PRIVATE_INTERFACE: str  # NIC whose IPv4 address is reported; "" = the default route's
+    FILES_ARCHIVE: str  # files_archive() of cloudinit.owned_node_files()
+    ENABLE_UNITS: str  # units to enable, one per line
+
+
 @dataclass
 class HostSetupArgs:
     host: GpuHost  # an owned machine (host.owned); its private_ip is not known yet and is not used
@@ -66,25 +89,16 @@ class HostSetup(pulumi.ComponentResource):
         files = cloudinit.owned_node_files()
         self.step = remote_step(
             f"{name}-host-setup", step="host-setup", host=args.host, script="host_setup.sh",
-            env={
-                "ACCELERATOR": args.accelerator,
-                "EXPECTED_GPUS": str(args.host.gpu_count),
-                "ACCEL_COUNT_COMMAND": family.count_command,
-                "ACCEL_DRIVER_VERSION_COMMAND": family.driver_version_command,
-                "MIN_DRIVER_VERSION": args.min_driver_version,
-                "DRIVER_HINT": driver_hint(family, owned=True),
-                "ACCEL_RUNTIME_CHECK": family.runtime_check_command,
-                "RUNTIME_HINT": family.runtime_hint,
-                "IMAGE": args.image,
-                "IMAGE_DISK_GB": str(args.image_disk_gb),
-                "MODEL_ROOT": args.model_root,
-                "MODEL_DIR": args.model_dir,
-                "MODEL_REVISION": args.model_revision,
-                "MODEL_DISK_GB": str(args.model_disk_gb),
-                "PRIVATE_INTERFACE": args.private_interface,
-                "FILES_ARCHIVE": files_archive(files),
-                "ENABLE_UNITS": cloudinit.PREFETCH_TRIGGER_UNIT,
-            },
+            env=dict(vars(HostSetupEnv(
+                ACCELERATOR=args.accelerator, EXPECTED_GPUS=str(args.host.gpu_count),
+                ACCEL_COUNT_COMMAND=family.count_command, ACCEL_DRIVER_VERSION_COMMAND=family.driver_version_command,
+                MIN_DRIVER_VERSION=args.min_driver_version, DRIVER_HINT=driver_hint(family, owned=True),
+                ACCEL_RUNTIME_CHECK=family.runtime_check_command, RUNTIME_HINT=family.runtime_hint,
+                IMAGE=args.image, IMAGE_DISK_GB=str(args.image_disk_gb), MODEL_ROOT=args.model_root,
+                MODEL_DIR=args.model_dir, MODEL_REVISION=args.model_revision, MODEL_DISK_GB=str(args.model_disk_gb),
+                PRIVATE_INTERFACE=args.private_interface, FILES_ARCHIVE=files_archive(files),
+                ENABLE_UNITS=cloudinit.PREFETCH_TRIGGER_UNIT,
+            ))),
             parent=self,
             depends_on=list(args.host.booted),
             check_sudo=True,

@@ -145,3 +145,17 @@ def test_container_probe_patterns_count_one_line_per_device():
     assert sum(bool(re.search(NVIDIA.container_probe_pattern, line)) for line in gpu_list) == 2
     assert ASCEND_310P.container_probe[0] == "npu-smi" and "/usr/local/bin/npu-smi:/usr/local/bin/npu-smi:ro" in \
         ASCEND_310P.device_args(4)  # the probe's tool is mounted into the container
+
+
+def test_host_setup_env_record_matches_the_scripts_env_line():
+    import re
+    from dataclasses import fields
+
+    from components.host_setup import HostSetupEnv
+    from components.remote import read_script
+    from tests.test_remote_step import required_env
+
+    header = re.search(r"^# Env: (.*)$", read_script("host_setup.sh"), re.M).group(1)
+    names = [name.strip(" .") for name in header.split(",")]
+    assert [f.name for f in fields(HostSetupEnv)] == names
+    assert required_env("host_setup.sh") <= set(names) | {"QWEN_STEP", "QWEN_HOST"}

@@ -5,10 +5,9 @@
 # missing or old one fails with what was found and what is needed), the devices, docker's access to
 # them, free disk for the image and the weights, the private interface. Every problem is reported at
 # once. Prints {"privateIp": ..., "arch": ...}.
-# Env: ACCELERATOR, EXPECTED_GPUS, ACCEL_COUNT_COMMAND, ACCEL_DRIVER_VERSION_COMMAND, MIN_DRIVER_VERSION,
-#      DRIVER_HINT, ACCEL_RUNTIME_CHECK, RUNTIME_HINT, IMAGE, IMAGE_DISK_GB, MODEL_ROOT, MODEL_DIR,
-#      MODEL_REVISION, MODEL_DISK_GB, PRIVATE_INTERFACE (empty: the default route's), FILES_ARCHIVE
-#      (base64 of a tar.gz of the files, paths relative to /), ENABLE_UNITS (one per line).
+# PRIVATE_INTERFACE empty: the default route's. FILES_ARCHIVE: base64 of a tar.gz of the files, paths
+# relative to /. ENABLE_UNITS: one per line.
+# Env: ACCELERATOR, EXPECTED_GPUS, ACCEL_COUNT_COMMAND, ACCEL_DRIVER_VERSION_COMMAND, MIN_DRIVER_VERSION, DRIVER_HINT, ACCEL_RUNTIME_CHECK, RUNTIME_HINT, IMAGE, IMAGE_DISK_GB, MODEL_ROOT, MODEL_DIR, MODEL_REVISION, MODEL_DISK_GB, PRIVATE_INTERFACE, FILES_ARCHIVE, ENABLE_UNITS.
 problems=()
 problem() {
   problems+=("$*")
