@@ -158,6 +158,23 @@ def family_of(model: str) -> AcceleratorFamily:
     raise KeyError(model)
 
 
+def node_ready_env(family: AcceleratorFamily, count: int, *, owned: bool, nvidia_minimum: str) -> dict[str, str]:
+    """What node_ready.sh needs from the family's entry (the accelerator part of its env)."""
+    return {
+        "MIN_DRIVER_VERSION": min_driver_version(family, nvidia_minimum),
+        "ACCEL_DRIVER_VERSION_COMMAND": family.driver_version_command,
+        "DRIVER_NAME": family.vendor,
+        "DRIVER_HINT": driver_hint(family, owned=owned),
+        "ACCEL_COUNT_COMMAND": family.count_command,
+        "ACCEL_INVENTORY_COMMAND": family.inventory_command,
+        "ACCEL_RUNTIME_CHECK": family.runtime_check_command,
+        "RUNTIME_HINT": family.runtime_hint,
+        "DEVICE_ARGS": device_args(family, count),
+        "CONTAINER_PROBE": "\n".join(family.container_probe),
+        "CONTAINER_PROBE_PATTERN": family.container_probe_pattern,
+    }
+
+
 def min_driver_version(family: AcceleratorFamily, nvidia_minimum: str) -> str:
     """The oldest driver a family's image runs on: NVIDIA's is qwen:serving.minDriverVersion (the clouds
     install NVIDIA drivers, and a mirror image may need a newer one); the others' is in their entry."""
@@ -180,16 +197,19 @@ def known_models() -> list[str]:
     return [model for family in FAMILIES.values() for model in family.models]
 
 
-def container_env(family: AcceleratorFamily, count: int, extra: Mapping[str, str], *, across_hosts: bool = False,
-                  interface: str = "", node_ip: pulumi.Input[str] = "") -> pulumi.Output[str]:
+def container_env_lines(family: AcceleratorFamily, count: int, extra: Mapping[str, str], *, across_hosts: bool = False,
+                        interface: str = "", node_ip: str = "") -> str:
     """CONTAINER_ENV of a step (one K=V per line): the family's device env, its communication env when
     the collectives cross hosts (Ray), and the stack's extra env (e.g. NCCL_P2P_DISABLE)."""
+    env = {**family.device_env(count), **(family.communication_env(interface, node_ip) if across_hosts else {}), **extra}
+    return "\n".join(f"{key}={value}" for key, value in env.items())
 
-    def lines(ip: str) -> str:
-        env = {**family.device_env(count), **(family.communication_env(interface, ip) if across_hosts else {}), **extra}
-        return "\n".join(f"{key}={value}" for key, value in env.items())
 
-    return pulumi.Output.from_input(node_ip).apply(lines)
+def container_env(family: AcceleratorFamily, count: int, extra: Mapping[str, str], *, across_hosts: bool = False,
+                  interface: str = "", node_ip: pulumi.Input[str] = "") -> pulumi.Output[str]:
+    """container_env_lines for a node IP that may be an Output."""
+    return pulumi.Output.from_input(node_ip).apply(lambda ip: container_env_lines(
+        family, count, extra, across_hosts=across_hosts, interface=interface, node_ip=ip))
 
 
 def device_args(family: AcceleratorFamily, count: int) -> str:

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 import pulumi
 
-from components.accelerators import container_env, device_args, driver_hint, min_driver_version
+from components.accelerators import container_env, device_args, node_ready_env
 from components.parsers import parse_nvidia_smi_csv, parse_ray_status
 from components.remote import GpuHost, Removal, remote_step
 
@@ -64,21 +64,12 @@ class RayCluster(pulumi.ComponentResource):
                 env={
                     "EXPECTED_GPUS": str(host.gpu_count),
                     "IMAGE": args.image,
-                    "MIN_DRIVER_VERSION": min_driver_version(host.accelerator, args.min_driver_version),
-                    "ACCEL_DRIVER_VERSION_COMMAND": host.accelerator.driver_version_command,
-                    "DRIVER_NAME": host.accelerator.vendor,
-                    "DRIVER_HINT": driver_hint(host.accelerator, owned=host.owned),
                     # An owned machine has no cloud-init: its host-setup step wrote the bootstrap marker.
                     "CLOUD_INIT_TIMEOUT": "0" if host.owned else timeout,
                     "GPU_TIMEOUT": timeout,
                     "IMAGE_PULL_TIMEOUT": "3600",
-                    "ACCEL_COUNT_COMMAND": host.accelerator.count_command,
-                    "ACCEL_INVENTORY_COMMAND": host.accelerator.inventory_command,
-                    "ACCEL_RUNTIME_CHECK": host.accelerator.runtime_check_command,
-                    "RUNTIME_HINT": host.accelerator.runtime_hint,
-                    "DEVICE_ARGS": device_args(host.accelerator, host.gpu_count),
-                    "CONTAINER_PROBE": "\n".join(host.accelerator.container_probe),
-                    "CONTAINER_PROBE_PATTERN": host.accelerator.container_probe_pattern,
+                    **node_ready_env(host.accelerator, host.gpu_count, owned=host.owned,
+                                     nvidia_minimum=args.min_driver_version),
                 },
                 parent=self,
                 depends_on=list(host.ready),

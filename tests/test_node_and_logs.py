@@ -59,18 +59,16 @@ def run_node_ready(tmp_path: Path, driver: str, minimum: str) -> subprocess.Comp
     return subprocess.run(["bash", "-c", script], capture_output=True, text=True, env={
         **os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "QWEN_STEP": "node-ready", "QWEN_HOST": "gpu-0",
         "EXPECTED_GPUS": "2", "IMAGE": "vllm/vllm-openai:v0.11.0", "MIN_DRIVER_VERSION": minimum,
-        "CLOUD_INIT_TIMEOUT": "5", "GPU_TIMEOUT": "5", "IMAGE_PULL_TIMEOUT": "5", **nvidia_env()})
+        **nvidia_env(), "CLOUD_INIT_TIMEOUT": "5", "GPU_TIMEOUT": "5", "IMAGE_PULL_TIMEOUT": "5"})
 
 
 def nvidia_env() -> dict:
-    """The NVIDIA family's entry as node-ready receives it on a cloud machine."""
-    from components.accelerators import NVIDIA, driver_hint
+    """The NVIDIA family's entry as node-ready receives it on a cloud machine (the minimum comes from the test)."""
+    from components.accelerators import NVIDIA, node_ready_env
 
-    return {"ACCEL_COUNT_COMMAND": NVIDIA.count_command, "ACCEL_INVENTORY_COMMAND": NVIDIA.inventory_command,
-            "ACCEL_DRIVER_VERSION_COMMAND": NVIDIA.driver_version_command, "DRIVER_NAME": NVIDIA.vendor,
-            "DRIVER_HINT": driver_hint(NVIDIA, owned=False), "ACCEL_RUNTIME_CHECK": NVIDIA.runtime_check_command,
-            "RUNTIME_HINT": NVIDIA.runtime_hint, "DEVICE_ARGS": "\n".join(NVIDIA.device_args(2)),
-            "CONTAINER_PROBE": "\n".join(NVIDIA.container_probe), "CONTAINER_PROBE_PATTERN": NVIDIA.container_probe_pattern}
+    env = node_ready_env(NVIDIA, 2, owned=False, nvidia_minimum="570")
+    del env["MIN_DRIVER_VERSION"]
+    return env
 
 
 @pytest.mark.parametrize("driver, minimum", [("570.172.08", "570"), ("575.51.03", "570"), ("570.172.08", "570.172.08"),
