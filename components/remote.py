@@ -99,7 +99,7 @@ def render_command(step: str, host: str, script: str, env: Mapping[str, str]) ->
 def sudo_probe(step: str, host: str) -> str:
     """Shell that stops with a clear message, before anything runs, when the user has no passwordless sudo."""
     message = (f"qwen: step '{step}' failed on host '{host}': user $(id -un) cannot run sudo without a password. "
-               "On the host: echo \"$(id -un) ALL=(ALL) NOPASSWD: ALL\" | sudo tee /etc/sudoers.d/qwen")
+               r"On the host: echo \"$(id -un) ALL=(ALL) NOPASSWD: ALL\" | sudo tee /etc/sudoers.d/qwen")
     return f'sudo -n true 2>/dev/null || {{ echo "{message}" >&2; exit 1; }}; '
 
 

@@ -135,3 +135,20 @@ def test_remote_step_without_a_secret_has_no_stdin_and_plain_outputs():
     assert "stdin" not in cmd.inputs
     assert not {"stdout", "stderr"} & set(cmd.additional_secret_outputs)
     assert cmd.inputs["triggers"] == ["i-abc"]
+
+
+def test_sudo_probe_stops_with_the_step_host_and_fix_before_anything_runs(tmp_path):
+    import subprocess
+
+    from components.remote import sudo_probe
+
+    (tmp_path / "sudo").write_text('#!/bin/sh\necho "sudo: a password is required" >&2\nexit 1\n')
+    (tmp_path / "sudo").chmod(0o755)
+    command = sudo_probe("host-setup", "ws-4090") + render_command("host-setup", "ws-4090", "vllm_health.sh", {})
+    ran = subprocess.run(["sh", "-c", command], capture_output=True, text=True,
+                         env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+    assert ran.returncode == 1 and ran.stdout == ""
+    assert "qwen: step 'host-setup' failed on host 'ws-4090': user " in ran.stderr
+    assert 'ALL=(ALL) NOPASSWD: ALL" | sudo tee /etc/sudoers.d/qwen' in ran.stderr
+    assert "password is required" not in ran.stderr  # the probe's own sudo is silenced
+    assert step_env(command)["QWEN_STEP"] == "host-setup"  # the rendered step still parses after the probe
