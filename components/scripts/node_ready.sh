@@ -27,7 +27,7 @@ test -f /var/lib/qwen/bootstrap-done || fail "the node bootstrap did not finish 
 gpus_visible() {
   [ "$(accelerator_count)" -ge "$EXPECTED_GPUS" ]
 }
-wait_until "$GPU_TIMEOUT" "the host to show $EXPECTED_GPUS accelerator devices" gpus_visible
+wait_until "$GPU_TIMEOUT" "the host to show $EXPECTED_GPUS $DRIVER_NAME devices" gpus_visible
 
 # The image needs a minimum driver; an older one fails only when vLLM starts, with a device error.
 driver=$(bash -c "$ACCEL_DRIVER_VERSION_COMMAND" 2>/dev/null | awk 'NR == 1 { print $1 }' || true)
