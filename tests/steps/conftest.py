@@ -17,6 +17,7 @@ ARMORED_KEY = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmQINBFsandbox\n-----END P
 @pytest.fixture
 def sandbox(tmp_path) -> Sandbox:
     box = Sandbox(tmp_path)
+    box.path("/var/lib/docker").mkdir(parents=True)  # docker.io is installed on every node
     box.set_state(http={TOOLKIT_ORIGIN: {"paths": {"/libnvidia-container/gpgkey": {"status": 200, "body": ARMORED_KEY}},
                                          "default_status": 200}},
                   units={"docker.service": {"enabled": True, "active": "active", "n_restarts": 0}},
