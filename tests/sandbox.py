@@ -70,13 +70,10 @@ class Sandbox:
         return json.loads(path.read_text()) if path.exists() else {}
 
     def set_state(self, **values) -> None:
-        """Merge top-level keys into the stand-ins' state (dicts are merged one level deep)."""
+        """Set top-level keys of the stand-ins' state (each replaced whole; unset ones keep the
+        stand-ins' defaults, see tests/standins/lib/standin.py)."""
         data = self.state()
-        for key, value in values.items():
-            if isinstance(value, dict) and isinstance(data.get(key), dict):
-                data[key] = {**data[key], **value}
-            else:
-                data[key] = value
+        data.update(values)
         (self.state_dir / "state.json").write_text(json.dumps(data))
 
     def calls(self, tool: Optional[str] = None) -> list[list[str]]:
