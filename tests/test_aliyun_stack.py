@@ -121,6 +121,7 @@ def test_serving_layout(run):
 def test_outputs_contract(run):
     o = run.outputs
     assert list(o) == [*CONTRACT, "sshPrivateKey"]
+    assert run.secret_outputs == {"apiKey", "sshPrivateKey"}
     head = instances(run)["qwen-l20-gpu-0"]
     assert o["servedModel"] == "qwen2.5-72b-instruct"
     assert o["endpoint"] == f"http://{o['publicIp']}:8000/v1"
