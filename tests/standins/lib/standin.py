@@ -9,7 +9,6 @@ a script ran, and check that no secret ever reached a command line.
 from __future__ import annotations
 
 import contextlib
-import copy
 import fcntl
 import json
 import os
@@ -55,7 +54,7 @@ def _path(name: str) -> Path:
 
 
 def merged_defaults(data: dict) -> dict:
-    out = copy.deepcopy(DEFAULT_STATE)
+    out = json.loads(json.dumps(DEFAULT_STATE))
     for key, value in data.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = {**out[key], **value}
