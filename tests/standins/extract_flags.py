@@ -40,16 +40,47 @@ def kwargs_sources(tree: ast.AST) -> dict[str, str]:
     return found
 
 
+LITERAL_ALIASES: dict[str, ast.expr] = {}  # `Name = Literal[...]` at module level of the config files
+
+
+def literal_aliases(paths: list[Path]) -> None:
+    for path in paths:
+        for node in ast.parse(path.read_text()).body:
+            target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else (
+                node.target if isinstance(node, ast.AnnAssign) else None)
+            value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
+            if isinstance(target, ast.Name) and isinstance(value, ast.Subscript) and ast.unparse(value.value) == "Literal":
+                LITERAL_ALIASES[target.id] = value
+
+
 def literal_choices(annotation: str) -> list[str] | None:
+    """The values a Literal-typed field accepts (through Optional/Union and module-level aliases);
+    None when any member of a Union is not a Literal (a plain str or a class accepts more)."""
     try:
         node = ast.parse(annotation, mode="eval").body
     except SyntaxError:
         return None
-    if isinstance(node, ast.Subscript) and ast.unparse(node.value) == "Literal":
-        elts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
-        if all(isinstance(e, ast.Constant) for e in elts):
-            return [str(e.value) for e in elts]
-    return None
+    members = [node]
+    choices: list[str] = []
+    while members:
+        member = members.pop(0)
+        if isinstance(member, ast.Name) and member.id in LITERAL_ALIASES:
+            member = LITERAL_ALIASES[member.id]
+        if isinstance(member, ast.Constant) and member.value is None or ast.unparse(member) == "None":
+            continue
+        if isinstance(member, ast.Subscript) and ast.unparse(member.value) in ("Optional", "Union"):
+            members.extend(member.slice.elts if isinstance(member.slice, ast.Tuple) else [member.slice])
+            continue
+        if isinstance(member, ast.BinOp) and isinstance(member.op, ast.BitOr):
+            members.extend([member.left, member.right])
+            continue
+        if isinstance(member, ast.Subscript) and ast.unparse(member.value) == "Literal":
+            elts = member.slice.elts if isinstance(member.slice, ast.Tuple) else [member.slice]
+            if all(isinstance(e, ast.Constant) for e in elts):
+                choices.extend(str(e.value) for e in elts)
+                continue
+        return None
+    return choices or None
 
 
 def flags_of(path: Path, rel: str, classes: dict[str, dict[str, str]]) -> dict[str, dict]:
@@ -117,6 +148,7 @@ def main(vllm_src: str, ray_scripts: str) -> None:
     arg_utils = root / "vllm/engine/arg_utils.py"
     cli_args = root / "vllm/entrypoints/openai/cli_args.py"
     classes = dataclass_fields(root / "vllm/config", [arg_utils, cli_args])
+    literal_aliases([*sorted((root / "vllm/config").glob("*.py")), arg_utils, cli_args])
     serve = {**flags_of(arg_utils, "vllm/engine/arg_utils.py", classes),
              **flags_of(cli_args, "vllm/entrypoints/openai/cli_args.py", classes),
              **frontend_flags(cli_args, "vllm/entrypoints/openai/cli_args.py", classes)}
