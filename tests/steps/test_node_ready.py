@@ -102,3 +102,10 @@ def test_an_image_that_never_arrives_times_out(node):
     node.set_state(images={})
     result = ready(node, IMAGE_PULL_TIMEOUT="0")
     assert_step_failed(result, "node-ready", "vm-qwen-nc48", f"waiting for the image {IMAGE} (pulled by qwen-prefetch)")
+
+
+def test_a_container_that_cannot_see_the_gpus_fails(node):
+    node.set_state(images=node.state()["images"], units=node.state()["units"],
+                   docker={"daemon": "running", "runtimes": ["runc", "nvidia"], "gpu_passthrough": False})
+    result = ready(node)
+    assert_step_failed(result, "node-ready", "vm-qwen-nc48", "ERROR: a container sees 0 GPUs, expected 2")
