@@ -10,7 +10,6 @@ cloud-init documents. Tests read what a run left behind through `Sandbox.path`.
 from __future__ import annotations
 
 import json
-import os
 import stat
 import subprocess
 from pathlib import Path

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.steps.conftest import IMAGE, assert_step_failed, gpu_node_document
+from tests.steps.conftest import IMAGE, gpu_node_document
 
 MODEL = "Qwen/Qwen2.5-14B-Instruct"
 MODEL_ROOT = "/var/lib/qwen/models"

@@ -1,7 +1,5 @@
 """wait_cloud_init.sh: waits for cloud-init and the bootstrap marker, and reports how it failed."""
 
-import pytest
-
 from tests.steps.conftest import assert_step_failed
 
 ENV = {"CLOUD_INIT_TIMEOUT": "60"}
