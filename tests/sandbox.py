@@ -1,5 +1,5 @@
-"""A sandbox host for running the step scripts unmodified: a private mount namespace whose /etc,
-/var, /opt, /mnt and /usr are overlays with their writable layer under a pytest tmp dir (the
+"""A sandbox host for running the step scripts unmodified: a private mount namespace (and an empty
+network namespace) whose /etc, /var, /opt, /mnt and /usr are overlays with their writable layer under a pytest tmp dir (the
 machine's real paths are never written), and the stand-ins of tests/standins first on PATH.
 
 Steps run exactly as components/remote.py renders them (`sudo -n env ... bash -c <common.sh +
@@ -96,7 +96,9 @@ class Sandbox:
         env = {"PATH": f"{STANDINS / 'bin'}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                "QWEN_STANDIN_STATE": str(self.state_dir), "HOME": "/root", "LANG": "C.UTF-8"}
         return subprocess.run(
-            ["unshare", "--mount", "--propagation", "private", "--", "/bin/bash", "-c",
+            # --net: a network namespace of its own (a loopback that is down), so no stand-in and no
+            # script can reach a network, whatever it runs
+            ["unshare", "--mount", "--net", "--propagation", "private", "--", "/bin/bash", "-c",
              f'set -e; {mounts}; cd /; exec /bin/bash -c "$0"', command],
             input=stdin, capture_output=True, text=True, env=env, timeout=timeout)
 

@@ -119,3 +119,11 @@ def test_the_key_entrypoint_runs_in_a_real_sh_and_needs_its_key_file(box):
     assert box.container("v")["process"]["kind"] == "crashed"
     assert "cat: /run/secrets/k/api-key: No such file or directory" in box.run("docker logs v").stdout
     assert box.run("curl -sS http://127.0.0.1:8000/health").returncode == 7  # vllm never started
+
+
+def test_the_sandbox_has_no_network(box):
+    # its own network namespace: one loopback interface, down, so nothing it runs can connect anywhere
+    interfaces = [line.split(":")[0].strip() for line in box.run("cat /proc/net/dev").stdout.splitlines()[2:]]
+    assert interfaces == ["lo"]
+    real = box.run("/usr/bin/curl -sS --max-time 5 http://127.0.0.1:1/")  # this machine's real curl
+    assert real.returncode == 7 and "Couldn't connect to server" in real.stderr
