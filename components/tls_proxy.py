@@ -13,7 +13,7 @@ import hashlib
 import ipaddress
 import json
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import pulumi
 import pulumi_tls as tls
@@ -154,6 +154,11 @@ def _is_ip(host: str) -> bool:
         return False
 
 
+def _both(address: str, private_ip: pulumi.Input[str]) -> pulumi.Output[Sequence[str]]:
+    """The address clients use and the private IP, once each (on one machine they can be the same)."""
+    return pulumi.Output.from_input(private_ip).apply(lambda private: sorted({address, private}))
+
+
 class TlsProxy(pulumi.ComponentResource):
     """Outputs: ``endpoint`` (https://PUBLIC_IP:PORT/v1), ``ca_certificate`` (PEM of the CA that
     signed the server certificate), ``smoke`` (the smoke check's result: status and seconds of one
@@ -178,14 +183,15 @@ class TlsProxy(pulumi.ComponentResource):
         server_key = tls.PrivateKey(f"{name}-server-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
         # Clients reach the head by its public IP (or the address or name an owned machine is
         # reached by); hosts in the private network by its private IP.
-        if args.api_host is None:
-            ip_addresses, dns_names = [args.head.public_ip, args.head.private_ip], None
-        elif _is_ip(args.api_host):
-            ip_addresses = pulumi.Output.from_input(args.head.private_ip).apply(
-                lambda private: sorted({args.api_host, private}))
-            dns_names = None
+        ip_addresses: pulumi.Input[Sequence[pulumi.Input[str]]]
+        dns_names: Optional[list[str]] = None
+        api_host = args.api_host
+        if api_host is None:
+            ip_addresses = [args.head.public_ip, args.head.private_ip]
+        elif _is_ip(api_host):
+            ip_addresses = _both(api_host, args.head.private_ip)
         else:
-            ip_addresses, dns_names = [args.head.private_ip], [args.api_host]
+            ip_addresses, dns_names = [args.head.private_ip], [api_host]
         request = tls.CertRequest(
             f"{name}-server-csr", private_key_pem=server_key.private_key_pem,
             subject=tls.CertRequestSubjectArgs(common_name="qwen-serving API", organization="qwen-serving"),
@@ -205,11 +211,11 @@ class TlsProxy(pulumi.ComponentResource):
             stdin=pulumi.Output.all(args.api_key, server_key.private_key_pem).apply(lambda v: f"{v[0]}\n{v[1]}"),
             parent=self, depends_on=[args.service_ready], removes=Removal(containers=("qwen-proxy",)),
         )
-        # Changes whenever the start command does (image, config, certificate).
-        start_fingerprint = self.start.create.apply(lambda create: hashlib.sha256(create.encode()).hexdigest()[:16])
-        api_host = args.api_host if args.api_host is not None else args.head.public_ip
+        # Changes whenever the start command does (image, config, certificate); remote_step always sets it.
+        start_fingerprint = self.start.create.apply(lambda create: hashlib.sha256((create or "").encode()).hexdigest()[:16])
+        client_host: pulumi.Input[str] = args.api_host if args.api_host is not None else args.head.public_ip
         connect_ip = "127.0.0.1" if args.listen_address in ("0.0.0.0", "127.0.0.1") else args.listen_address
-        smoke_env = ProxySmokeEnv(PORT=str(args.port), PUBLIC_IP=api_host, CONNECT_IP=connect_ip, PRIVATE_IP=args.head.private_ip,
+        smoke_env = ProxySmokeEnv(PORT=str(args.port), PUBLIC_IP=client_host, CONNECT_IP=connect_ip, PRIVATE_IP=args.head.private_ip,
                                   UPSTREAM_PORT=str(args.upstream_port), CA_CERT=ca.cert_pem, SERVED_NAME=args.served_name)
         self.ready = remote_step(
             f"{name}-smoke", step="proxy-smoke", host=args.head, script="proxy_smoke.sh", env=dict(vars(smoke_env)),
@@ -217,7 +223,7 @@ class TlsProxy(pulumi.ComponentResource):
             triggers=[args.service_fingerprint, start_fingerprint],
             parent=self, depends_on=[self.start],
         )
-        self.endpoint = pulumi.Output.concat("https://", api_host, ":", str(args.port), "/v1")
+        self.endpoint = pulumi.Output.concat("https://", client_host, ":", str(args.port), "/v1")
         self.ca_certificate = ca.cert_pem
         self.smoke = self.ready.stdout.apply(json.loads)
         self.register_outputs({"endpoint": self.endpoint, "ca_certificate": self.ca_certificate, "smoke": self.smoke})
