@@ -258,10 +258,10 @@ def test_extra_args_cannot_override_managed_flags(arg):
 
 
 def test_extra_args_without_whitespace():
-    one_problem("uksouth", _set("serving", extraArgs=["--max-num-seqs 64"]), "qwen:serving.extraArgs[0]", "two items")
+    one_problem("uksouth", _set("serving", extraArgs=["--block-size 32"]), "qwen:serving.extraArgs[0]", "two items")
     raw = raw_settings("uksouth")
-    raw["serving"]["extraArgs"] = ["--max-num-seqs", "64", "--enable-chunked-prefill"]
-    assert parse_settings("uksouth", raw).serving.extra_args == ("--max-num-seqs", "64", "--enable-chunked-prefill")
+    raw["serving"]["extraArgs"] = ["--block-size", "32", "--enable-chunked-prefill"]
+    assert parse_settings("uksouth", raw).serving.extra_args == ("--block-size", "32", "--enable-chunked-prefill")
 
 
 @pytest.mark.parametrize("port", [6379, 8265, 10001, 15000, 52365])
@@ -374,8 +374,12 @@ def test_benchmark_scenarios_replace_the_defaults():
     raw["benchmark"]["scenarios"] = [{"name": "only", "inputTokens": 64, "outputTokens": 64}]
     names = [s.name for s in parse_settings("uksouth", raw).benchmark.scenarios]
     assert names == [SEED_SCENARIO, "only"]
-    default = [s.name for s in parse_settings("uksouth", raw_settings("uksouth")).benchmark.scenarios]
-    assert default == [SEED_SCENARIO, "chat-1k-in-256-out-c8", "batch-256-in-256-out-c192"]
+    default = parse_settings("uksouth", raw_settings("uksouth")).benchmark.scenarios
+    assert [s.name for s in default] == [SEED_SCENARIO, *(f"sweep-256-in-256-out-c{c}" for c in (1, 8, 32, 64, 128, 192))]
+    # max(8, 4 x concurrency) prompts after one unmeasured wave of warm-ups, 256 in / 256 out
+    assert [(s.num_prompts, s.concurrency, s.warmups) for s in default[1:]] == [
+        (8, 1, 1), (32, 8, 8), (128, 32, 32), (256, 64, 64), (512, 128, 128), (768, 192, 192)]
+    assert {(s.input_tokens, s.output_tokens) for s in default[1:]} == {(256, 256)}
 
 
 # ---------------------------------------------------------------------------- every qwen:* key
@@ -471,7 +475,7 @@ def test_flat_and_unknown_keys_are_refused_before_any_resource(monkeypatch, stac
         f"qwen:benchmark.runId: is a flat key (set without --path), which nothing reads. Set what you meant with "
         f"`pulumi config set --path 'qwen:benchmark.runId' 2 -s {stack}` and remove this one with "
         f"`pulumi config rm 'qwen:benchmark.runId' -s {stack}`",
-        "qwen:foo: is not a known setting (known: access, aliyun, azure, benchmark, cloud, model, serving, "
+        "qwen:foo: is not a known setting (known: access, aliyun, azure, benchmark, cloud, cost, model, serving, "
         "sshPrivateKey); check its spelling, or remove it",
     ]
 
