@@ -23,7 +23,14 @@ CONTRACT: dict[str, tuple[str, str, str]] = {
                         "64.46"),
     "benchmark": ("map of scenario name -> metrics", "every scenario's `vllm bench serve` metrics (throughputs, TTFT/TPOT/ITL/E2EL ms)",
                   '{"seed-10k-in-800-out-c1": {"output_throughput": 64.46, "median_ttft_ms": 812.4, ...}, ...}'),
+    "rooflineTokensPerSecond": ("number", "the seed scenario's batch-1 limit on this layout (README: Performance model)",
+                                "119.37"),
+    "efficiency": ("number", "tokensPerSecond / rooflineTokensPerSecond", "0.54"),
+    "costPerMillionTokens": ("number, only when qwen:cost.hourlyUsd is set",
+                             "USD per million output tokens at tokensPerSecond and your hourly price", "15.52"),
 }
+# Exported only when the setting they need is set (a missing output reads as "not configured").
+OPTIONAL_OUTPUTS = frozenset({"costPerMillionTokens"})
 
 @dataclass
 class StackOutputs:
@@ -35,6 +42,9 @@ class StackOutputs:
     nodes: pulumi.Input[list]
     tokens_per_second: pulumi.Input[float]
     benchmark: pulumi.Input[dict]
+    roofline_tokens_per_second: pulumi.Input[float]
+    efficiency: pulumi.Input[float]
+    cost_per_million_tokens: Optional[pulumi.Input[float]] = None
     generated_ssh_private_key: Optional[pulumi.Input[str]] = None
 
     def as_exports(self) -> dict[str, Any]:
@@ -47,8 +57,12 @@ class StackOutputs:
             "nodes": self.nodes,
             "tokensPerSecond": self.tokens_per_second,
             "benchmark": self.benchmark,
+            "rooflineTokensPerSecond": self.roofline_tokens_per_second,
+            "efficiency": self.efficiency,
+            "costPerMillionTokens": self.cost_per_million_tokens,
         }
         assert list(exports) == list(CONTRACT), "StackOutputs.as_exports and CONTRACT disagree"
+        exports = {k: v for k, v in exports.items() if not (k in OPTIONAL_OUTPUTS and v is None)}
         if self.generated_ssh_private_key is not None:
             exports["sshPrivateKey"] = pulumi.Output.secret(self.generated_ssh_private_key)
         return exports

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Optional, Sequence
 
 import pulumi
 import pulumi_random as random
@@ -17,6 +17,7 @@ from components.prefetch import Prefetch, PrefetchArgs
 from components.ray_cluster import RayCluster, RayClusterArgs
 from components.remote import GpuHost
 from components.vllm_service import VllmService, VllmServiceArgs
+from stacks.performance import cost_per_million_tokens, efficiency, seed_roofline_tokens_per_second
 from stacks.settings import SEED_SCENARIO, Settings
 
 
@@ -51,7 +52,7 @@ def serve_and_measure(settings: Settings, hosts: Sequence[GpuHost], model_root: 
         served_name=settings.model.served_name, port=serving.port,
         tensor_parallel_size=serving.tensor_parallel_size, pipeline_parallel_size=serving.pipeline_parallel_size,
         max_model_len=settings.model.max_model_len, gpu_memory_utilization=serving.gpu_memory_utilization,
-        private_interface=serving.private_interface, api_key=api_key.result, extra_args=serving.extra_args,
+        private_interface=serving.private_interface, api_key=api_key.result, extra_args=serving.vllm_args,
         model_wait_timeout_minutes=serving.model_wait_timeout_minutes,
         health_timeout_minutes=serving.health_timeout_minutes,
     ))
@@ -62,3 +63,29 @@ def serve_and_measure(settings: Settings, hosts: Sequence[GpuHost], model_root: 
         timeout_minutes=settings.benchmark.timeout_minutes,
     ))
     return Serving(prefetch, ray, service, benchmark, api_key.result)  # RandomPassword.result is secret
+
+
+@dataclass
+class SeedPerformance:
+    """The seed scenario against this deployment's limit and price: the outputs `rooflineTokensPerSecond`,
+    `efficiency` and `costPerMillionTokens` (None without `qwen:cost.hourlyUsd`)."""
+
+    roofline_tokens_per_second: float
+    efficiency: pulumi.Output[float]
+    cost_per_million_tokens: Optional[pulumi.Output[float]]
+
+
+def seed_performance(settings: Settings, tokens_per_second: pulumi.Output[float]) -> SeedPerformance:
+    """The roofline of the configured layout (weights and KV cache formats included), and what the measured
+    seed tokens/s make of it."""
+    serving = settings.serving
+    roofline = seed_roofline_tokens_per_second(
+        settings.model.id, settings.machine, serving.tensor_parallel_size, serving.pipeline_parallel_size,
+        serving.quantization, serving.kv_cache_dtype or "auto")
+    hourly_usd = settings.cost.hourly_usd
+    return SeedPerformance(
+        roofline_tokens_per_second=roofline,
+        efficiency=tokens_per_second.apply(lambda tps: efficiency(tps, roofline)),
+        cost_per_million_tokens=None if hourly_usd is None else tokens_per_second.apply(
+            lambda tps: cost_per_million_tokens(hourly_usd, tps)),
+    )

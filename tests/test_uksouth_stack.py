@@ -6,7 +6,7 @@ import json
 import pytest
 import yaml
 
-from stacks.outputs import CONTRACT
+from stacks.outputs import CONTRACT, OPTIONAL_OUTPUTS
 from tests.harness import ROOT, TEST_CIDR, fixture, run_stack
 
 
@@ -130,7 +130,7 @@ def test_bootstrap_order(run):
     cloud_init = cmds["gpu-cloud-init"]
     assert run.depends_on(ext, cloud_init), "the driver extension must wait for cloud-init's apt"
     chain = ["ray-vm-qwen-nc48-node-ready", "ray-head", "ray-gpus", "vllm-serve", "vllm-health",
-             "bench-seed-10k-in-800-out-c1", "bench-chat-1k-in-256-out-c8", "bench-batch-256-in-256-out-c192"]
+             "bench-seed-10k-in-800-out-c1", *(f"bench-sweep-256-in-256-out-c{c}" for c in (1, 8, 32, 64, 128, 192))]
     assert run.depends_on(cmds[chain[0]], ext)
     for earlier, later in zip(chain, chain[1:]):
         assert run.depends_on(cmds[later], cmds[earlier]), f"{later} must come after {earlier}"
@@ -170,7 +170,7 @@ def test_benchmark_scenarios(run):
 
 
 def test_outputs_contract(run):
-    assert list(run.outputs) == [*CONTRACT, "sshPrivateKey"]
+    assert list(run.outputs) == [*(n for n in CONTRACT if n not in OPTIONAL_OUTPUTS), "sshPrivateKey"]
     o = run.outputs
     assert o["endpoint"] == "http://51.142.202.62:8000/v1"
     assert o["servedModel"] == "Qwen/Qwen2.5-14B-Instruct"
@@ -181,7 +181,7 @@ def test_outputs_contract(run):
         {"index": 1, "name": "NVIDIA A100 80GB PCIe", "memoryMiB": 81920, "driver": "570.172.08"}]}]
     seed = json.loads(fixture("vllm_bench_seed.json"))
     assert o["tokensPerSecond"] == seed["output_throughput"]
-    assert set(o["benchmark"]) == {"seed-10k-in-800-out-c1", "chat-1k-in-256-out-c8", "batch-256-in-256-out-c192"}
+    assert list(o["benchmark"]) == ["seed-10k-in-800-out-c1", *(f"sweep-256-in-256-out-c{c}" for c in (1, 8, 32, 64, 128, 192))]
     assert o["benchmark"]["seed-10k-in-800-out-c1"]["median_ttft_ms"] == seed["median_ttft_ms"]
 
 
@@ -194,7 +194,7 @@ def test_given_ssh_key_is_used_and_not_exported(monkeypatch):
     assert not run.of_type("tls:index/privateKey:PrivateKey")
     vm = run.one("azure-native:compute:VirtualMachine")
     assert vm.inputs["osProfile"]["linuxConfiguration"]["ssh"]["publicKeys"][0]["keyData"] == key
-    assert list(run.outputs) == list(CONTRACT)
+    assert list(run.outputs) == [n for n in CONTRACT if n not in OPTIONAL_OUTPUTS]
 
 
 def test_run_id_re_runs_only_the_benchmarks(monkeypatch):
