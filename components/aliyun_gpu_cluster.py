@@ -1,6 +1,7 @@
 """AliyunGpuCluster: GPU ECS nodes and a cheap downloader on one VPC, the weights on a shared NAS.
 
-The zone is the first one (sorted) where both instance types are sold for a vSwitch. The order is:
+The zone is the first one (sorted) where both instance types are sold for a vSwitch and the NAS
+offers the storage type over NFS (the NAS shares the nodes' zone and vSwitch). The order is:
 network, security group, NAS + mount target -> downloader (cloud-init mounts the NAS and downloads
 the weights with ModelScope) -> the ``model-download`` step waits until every file is verified ->
 only then the GPU nodes, the expensive part, are bought. Every instance depends on the mount
@@ -38,7 +39,10 @@ class AliyunGpuClusterArgs:
     ssh_public_key / ssh_private_key (secret): root login, key only.
     nas_storage_type: General-purpose NAS storage type (Performance, Capacity, Premium).
     nas_mount_dir: where every node mounts the NAS; model_dir: absolute path of the weights, inside it;
-    model_revision: the revision whose completion marker the download step waits for.
+    model_id / model_revision: the model whose completion marker the download step waits for.
+    stop_downloader: stop the downloader without charge (in place, never replaced while stopped);
+    its steps are then kept as they last ran, and the GPU steps refuse to run unless they reported
+    this model and revision (a stopped downloader cannot download another).
     gpu_user_data / downloader_user_data: build the #cloud-config of a GPU node / the downloader
     from the NAS mount-target domain. download_timeout_hours: how long the download step waits.
     preflight_urls: URLs the GPU nodes will need (image registry, apt repositories), checked from
@@ -64,7 +68,9 @@ class AliyunGpuClusterArgs:
     nas_storage_type: str
     nas_mount_dir: str
     model_dir: str
+    model_id: str
     model_revision: str
+    stop_downloader: bool
     gpu_user_data: Callable[[str], str]
     downloader_user_data: Callable[[str], str]
     download_timeout_hours: int
@@ -74,16 +80,30 @@ class AliyunGpuClusterArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
-def choose_zone(gpu_zone_ids: Sequence[str], downloader_zone_ids: Sequence[str],
-                gpu_instance_type: str, downloader_instance_type: str) -> str:
-    """The first zone id (sorted) in both lists: every node on one vSwitch, in one zone."""
-    common = sorted(set(gpu_zone_ids or []) & set(downloader_zone_ids or []))
+def nas_zone_ids(zones: Sequence, storage_type: str) -> list[str]:
+    """Zones of `alicloud.nas.get_zones()` whose instance types offer `storage_type` over NFS."""
+    return [
+        zone.zone_id for zone in zones or []
+        if any(offer.storage_type.lower() == storage_type.lower() and offer.protocol_type.lower() == "nfs"
+               for offer in zone.instance_types or [])
+    ]
+
+
+def choose_zone(gpu_zone_ids: Sequence[str], downloader_zone_ids: Sequence[str], nas_zone_ids: Sequence[str],
+                gpu_instance_type: str, downloader_instance_type: str, nas_storage_type: str) -> str:
+    """The first zone id (sorted) in all three lists: every node and the NAS mount target on one
+    vSwitch, in one zone."""
+    common = sorted(set(gpu_zone_ids or []) & set(downloader_zone_ids or []) & set(nas_zone_ids or []))
     if not common:
+
+        def where(ids: Sequence[str]) -> str:
+            return ", ".join(sorted(ids or [])) or "none"
+
         raise ValueError(
-            f"no zone of this region sells both {gpu_instance_type} (sold in: "
-            f"{', '.join(sorted(gpu_zone_ids or [])) or 'none'}) and {downloader_instance_type} (sold in: "
-            f"{', '.join(sorted(downloader_zone_ids or [])) or 'none'}) for a vSwitch; pick another region "
-            "(alicloud:region) or another instance type"
+            f"no zone of this region sells {gpu_instance_type} (sold in: {where(gpu_zone_ids)}), "
+            f"{downloader_instance_type} (sold in: {where(downloader_zone_ids)}) for a vSwitch and a "
+            f"{nas_storage_type} NFS file system (offered in: {where(nas_zone_ids)}); pick another region "
+            "(alicloud:region), instance type or NAS storage type"
         )
     return common[0]
 
@@ -124,6 +144,17 @@ def parse_download_summary(text: str) -> dict:
     return summary
 
 
+def check_held_model(summary: dict, model_id: str, model_revision: str) -> None:
+    """With the downloader stopped, the NAS must hold the wanted model: the last download says which."""
+    if (summary.get("model"), summary.get("revision")) != (model_id, model_revision):
+        raise ValueError(
+            f"qwen:aliyun.stopDownloader is true, but the NAS holds {summary.get('model')} at revision "
+            f"{summary.get('revision')}, not {model_id} at {model_revision}, and a stopped downloader cannot "
+            "download it. Set `pulumi config set --path qwen:aliyun.stopDownloader false`, run `pulumi up` "
+            "(the downloader starts and downloads), then set it true again"
+        )
+
+
 def _check_model_dir(model_dir: str, nas_mount_dir: str) -> None:
     mount = posixpath.normpath(nas_mount_dir)
     if not posixpath.isabs(model_dir) or not posixpath.normpath(model_dir).startswith(mount.rstrip("/") + "/"):
@@ -152,8 +183,9 @@ class AliyunGpuCluster(pulumi.ComponentResource):
                                        available_resource_creation="VSwitch", opts=invoke)
         downloader_zones = alicloud.get_zones(available_instance_type=args.downloader_instance_type,
                                               available_resource_creation="VSwitch", opts=invoke)
-        self.zone_id = choose_zone(gpu_zones.ids, downloader_zones.ids,
-                                   args.gpu_instance_type, args.downloader_instance_type)
+        nas_zones = alicloud.nas.get_zones(file_system_type="standard", opts=invoke)
+        self.zone_id = choose_zone(gpu_zones.ids, downloader_zones.ids, nas_zone_ids(nas_zones.zones, args.nas_storage_type),
+                                   args.gpu_instance_type, args.downloader_instance_type, args.nas_storage_type)
 
         image_id = args.image_id
         if image_id is None:
@@ -211,7 +243,11 @@ class AliyunGpuCluster(pulumi.ComponentResource):
         self.mount_target_domain = mount_target.mount_target_domain
 
         def instance(resource_name: str, instance_name: str, instance_type: str, disk_gb: int,
-                     user_data: Callable[[str], str], depends_on: list) -> alicloud.ecs.Instance:
+                     user_data: Callable[[str], str], depends_on: list, **power) -> alicloud.ecs.Instance:
+            ignored = ["image_id"] if args.image_id is None else []
+            if power.get("status") == "Stopped":
+                # A new user_data (another model) would replace the node by a stopped one that never downloads.
+                ignored.append("user_data")
             return alicloud.ecs.Instance(
                 resource_name, instance_name=instance_name, host_name=instance_name, instance_type=instance_type,
                 image_id=image_id, vswitch_id=vswitch.id, security_groups=[sg.id],
@@ -220,21 +256,26 @@ class AliyunGpuCluster(pulumi.ComponentResource):
                 instance_charge_type="PostPaid", internet_charge_type="PayByTraffic",
                 internet_max_bandwidth_out=args.internet_max_bandwidth_out,
                 key_name=key_pair.key_pair_name, user_data=self.mount_target_domain.apply(user_data), tags=tags,
+                **power,
                 opts=pulumi.ResourceOptions(
                     parent=self,
                     # The mount target outlives every client: destroy removes the instances first.
                     depends_on=[mount_target, *depends_on],
                     # A most_recent lookup changes over time: never replace a node for a newer image.
-                    ignore_changes=["image_id"] if args.image_id is None else None,
+                    ignore_changes=ignored or None,
                     # A user_data change is applied in place with a reboot but first-boot scripts do
                     # not run again: replace the node so the new document really takes effect.
                     replace_on_changes=["userData"],
                 ),
             )
 
+        # Stopped without charge (StopCharging releases its vCPUs, memory and public IP); Running
+        # again when the setting is turned off, which starts the instance in place.
+        downloader_power = ({"status": "Stopped", "stopped_mode": "StopCharging"} if args.stop_downloader
+                            else {"status": "Running"})
         self.downloader_instance = instance(
             f"{name}-downloader", f"{prefix}-downloader", args.downloader_instance_type,
-            args.downloader_system_disk_gb, args.downloader_user_data, [],
+            args.downloader_system_disk_gb, args.downloader_user_data, [], **downloader_power,
         )
         private_key = pulumi.Output.secret(args.ssh_private_key)
         self.downloader_host = GpuHost(
@@ -246,7 +287,7 @@ class AliyunGpuCluster(pulumi.ComponentResource):
             f"{name}-model-download", step="model-download", host=self.downloader_host, script="wait_model_download.sh",
             env={"MODEL_DIR": args.model_dir, "MODEL_REVISION": args.model_revision,
                  "DOWNLOAD_TIMEOUT": str(args.download_timeout_hours * 3600)},
-            parent=self, depends_on=[self.downloader_instance],
+            parent=self, depends_on=[self.downloader_instance], frozen=args.stop_downloader,
         )
         self.download_summary = self.download.stdout.apply(parse_download_summary)
         gates: list[pulumi.Resource] = [self.download]
@@ -256,7 +297,7 @@ class AliyunGpuCluster(pulumi.ComponentResource):
             self.preflight = remote_step(
                 f"{name}-preflight", step="preflight-reachability", host=self.downloader_host,
                 script="reachability.sh", env={"URLS": "\n".join(args.preflight_urls), "HINT": args.preflight_hint},
-                parent=self, depends_on=[self.downloader_instance],
+                parent=self, depends_on=[self.downloader_instance], frozen=args.stop_downloader,
             )
             gates.append(self.preflight)
 
@@ -266,10 +307,15 @@ class AliyunGpuCluster(pulumi.ComponentResource):
                      args.gpu_user_data, gates)
             for i in range(args.gpu_node_count)
         ]
+        # Every step on a GPU node has its node's id among its triggers: with the downloader stopped,
+        # that id resolves only when the NAS holds the wanted model, so no serving step runs without it.
+        held = (self.download_summary.apply(lambda s: check_held_model(s, args.model_id, args.model_revision))
+                if args.stop_downloader else None)
         self.gpu_hosts = [
             GpuHost(
                 name=f"{prefix}-gpu-{i}", public_ip=vm.public_ip, private_ip=vm.private_ip, user="root",
-                private_key=private_key, gpu_count=args.gpus_per_node, instance_id=vm.id, booted=[vm], ready=[],
+                private_key=private_key, gpu_count=args.gpus_per_node, booted=[vm], ready=[],
+                instance_id=vm.id if held is None else pulumi.Output.all(vm.id, held).apply(lambda v: v[0]),
             )
             for i, vm in enumerate(self.gpu_instances)
         ]

@@ -32,9 +32,10 @@ class Scenario:
 @dataclass
 class BenchmarkArgs:
     """head: host to run from (the vLLM host, so the network is not measured). service_ready: the
-    health step. service_fingerprint: changes with the serve command (a change re-runs the benchmarks). image, model_root,
-    model_dir: for the tokenizer. served_name, port: the endpoint. scenarios: what to run, the
-    headline scenario among them. headline: its name. run_id: change it to re-run.
+    step after which the service answers (and nothing else runs on it). service_fingerprint:
+    changes with the serve command (a change re-runs the benchmarks). image, model_root, model_dir:
+    for the tokenizer. served_name, port: the model and vLLM's port on 127.0.0.1. scenarios: what to
+    run, the headline scenario among them. headline: its name. run_id: change it to re-run.
     timeout_minutes: per scenario."""
 
     head: GpuHost

@@ -11,18 +11,13 @@ import re
 
 # The metrics a benchmark scenario reports in the `benchmark` stack output.
 BENCHMARK_METRICS = (
-    "duration", "completed", "failed", "total_input_tokens", "total_output_tokens",
+    "duration", "completed", "total_input_tokens", "total_output_tokens",
     "request_throughput", "output_throughput", "total_token_throughput",
     "mean_ttft_ms", "median_ttft_ms", "p99_ttft_ms",
     "mean_tpot_ms", "median_tpot_ms", "p99_tpot_ms",
     "mean_itl_ms", "median_itl_ms", "p99_itl_ms",
     "mean_e2el_ms", "median_e2el_ms", "p99_e2el_ms",
     "max_concurrency",
-)
-# What every scenario's entry must hold (benchmark.sh asks for mean and p99 of ttft, tpot and itl).
-REQUIRED_BENCHMARK_METRICS = (
-    "completed", "output_throughput", "total_token_throughput",
-    "mean_ttft_ms", "p99_ttft_ms", "mean_tpot_ms", "p99_tpot_ms", "mean_itl_ms", "p99_itl_ms",
 )
 
 
@@ -72,10 +67,7 @@ def parse_benchmark_result(text: str) -> dict:
         result = json.loads(text)
     except json.JSONDecodeError as err:
         raise ValueError(f"benchmark output is not the result JSON: {err}: {text[:200]!r}") from err
-    missing = [key for key in REQUIRED_BENCHMARK_METRICS if key not in result]
+    missing = [key for key in BENCHMARK_METRICS if key not in result]
     if missing:
         raise ValueError(f"benchmark result has no {', '.join(missing)}")
-    if "failed" not in result and "num_prompts" in result:
-        # v0.11.0 saves no `failed`: `completed` counts the requests of `num_prompts` that succeeded.
-        result = {**result, "failed": result["num_prompts"] - result["completed"]}
-    return {key: result[key] for key in BENCHMARK_METRICS if key in result}
+    return {key: result[key] for key in BENCHMARK_METRICS}

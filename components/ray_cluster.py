@@ -23,6 +23,7 @@ class RayClusterArgs:
     """hosts: the GPU hosts, head first. image: the pinned serving image (Ray and vLLM inside).
     model_root: host directory holding the weights, mounted read-only at the same path.
     private_interface: NIC of the private network (NCCL_SOCKET_IFNAME / GLOO_SOCKET_IFNAME).
+    min_driver_version: the oldest NVIDIA driver the image runs on (e.g. "570"); node-ready fails on an older one.
     gpu_timeout_minutes: how long a host may take to show its GPUs (driver install included).
     join_timeout_minutes: how long the workers may take to appear in `ray status`."""
 
@@ -30,6 +31,7 @@ class RayClusterArgs:
     image: str
     model_root: str
     private_interface: str
+    min_driver_version: str
     gpu_timeout_minutes: int = 60
     join_timeout_minutes: int = 15
 
@@ -56,6 +58,7 @@ class RayCluster(pulumi.ComponentResource):
                 env={
                     "EXPECTED_GPUS": str(host.gpu_count),
                     "IMAGE": args.image,
+                    "MIN_DRIVER_VERSION": args.min_driver_version,
                     "CLOUD_INIT_TIMEOUT": timeout,
                     "GPU_TIMEOUT": timeout,
                     "IMAGE_PULL_TIMEOUT": "3600",

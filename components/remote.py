@@ -82,12 +82,15 @@ def remote_step(
     triggers: Optional[Sequence[pulumi.Input]] = None,
     parent: pulumi.Resource,
     depends_on: Optional[Sequence[pulumi.Resource]] = None,
+    frozen: bool = False,
 ) -> remote.Command:
     """One bootstrap step on one host, as a remote Command.
 
     The secret (if any) is passed on stdin so it never appears in the command line,
     in state as plain text, in stdout or in logs. Steps have no delete command on purpose:
     `pulumi destroy` removes the machines, and must not need to reach an evicted VM.
+    frozen: keep the step as it last ran, for a host that is stopped: any change of its command or
+    connection (a stopped Aliyun instance loses its public IP) would otherwise re-run it there.
     """
     env = dict(env or {})
     create = pulumi.Output.all(**env).apply(lambda values: render_command(step, host.name, script, values))
@@ -107,5 +110,6 @@ def remote_step(
             # stdout and stderr never contain the secret, but mark them secret anyway when one was
             # sent, so a script mistake cannot leak it into state as plain text.
             additional_secret_outputs=["stdout", "stderr"] if stdin is not None else None,
+            ignore_changes=["connection", "create"] if frozen else None,
         ),
     )

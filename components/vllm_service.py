@@ -1,4 +1,5 @@
-"""VllmService: `vllm serve` on the head of a Ray cluster, protected by an API key, health-checked."""
+"""VllmService: `vllm serve` on the head of a Ray cluster, on 127.0.0.1 behind the TLS proxy, with
+its own API key check as a second line, health-checked."""
 
 from __future__ import annotations
 
@@ -12,6 +13,11 @@ import pulumi
 from components.ray_cluster import RAY_PORT
 from components.remote import GpuHost, remote_step
 
+# vLLM's port on 127.0.0.1; only the TLS proxy (components/tls_proxy.py) and the benchmark, both on
+# the head, reach it. Clear of Ray's fixed ports (6379, 8265, 10001, 52365), its worker ports
+# (10002-19999) and the ephemeral range Ray's other ports come from; qwen:serving.port may not be it.
+VLLM_LOCAL_PORT = 8001
+
 
 @dataclass
 class VllmServiceArgs:
@@ -19,7 +25,7 @@ class VllmServiceArgs:
     image: the serving image. model_root / model_dir: host directory mounted into the containers
     and the model directory inside it. model_revision: the weights' revision; serving waits for its
     completion marker and restarts when it changes. served_name: the model name clients send.
-    port: API port. tensor_parallel_size / pipeline_parallel_size: GPUs per node / nodes.
+    port: vLLM's port, on 127.0.0.1 only (VLLM_LOCAL_PORT). tensor_parallel_size / pipeline_parallel_size: GPUs per node / nodes.
     max_model_len, gpu_memory_utilization: vLLM flags. private_interface: NIC for NCCL/Gloo.
     api_key: secret Output; reaches the host on stdin only. extra_args: more `vllm serve` flags.
     model_wait_timeout_minutes: how long to wait for the weights. health_timeout_minutes: for /health."""
@@ -44,7 +50,7 @@ class VllmServiceArgs:
 
 
 class VllmService(pulumi.ComponentResource):
-    """Outputs: ``endpoint`` (OpenAI base URL http://IP:PORT/v1), ``served_model``, ``models``
+    """Outputs: ``served_model``, ``models``
     (ids /v1/models lists), ``start`` (the serve step), ``ready`` (the health step) and
     ``fingerprint`` (changes whenever the serve command does; steps after it use it as a trigger)."""
 
@@ -85,6 +91,5 @@ class VllmService(pulumi.ComponentResource):
             depends_on=[self.start],
         )
         self.served_model = pulumi.Output.from_input(args.served_name)
-        self.endpoint = pulumi.Output.concat("http://", args.head.public_ip, ":", str(args.port), "/v1")
         self.models = self.ready.stdout.apply(lambda out: json.loads(out)["models"])
-        self.register_outputs({"endpoint": self.endpoint, "served_model": self.served_model, "models": self.models})
+        self.register_outputs({"served_model": self.served_model, "models": self.models})

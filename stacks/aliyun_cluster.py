@@ -40,12 +40,13 @@ def build(settings: Settings) -> StackOutputs:
         image_id=ali.image_id, allowed_cidrs=list(settings.access.allowed_cidrs),
         inbound_ports=[22, settings.serving.port], ssh_public_key=key.public_key, ssh_private_key=key.private_key,
         nas_storage_type=ali.nas.storage_type, nas_mount_dir=ali.nas.mount_dir, model_dir=model_dir,
-        model_revision=settings.model.revision,
+        model_id=settings.model.id, model_revision=settings.model.revision, stop_downloader=ali.stop_downloader,
         gpu_user_data=gpu_user_data, downloader_user_data=downloader_user_data,
         download_timeout_hours=ali.download_timeout_hours, tags={"stack": settings.stack},
         # Docker Hub and GitHub Pages can be unreachable from mainland China regions.
-        preflight_urls=[*registry_probe_urls(settings.serving.image), f"{settings.serving.container_toolkit_repo}/gpgkey"],
-        preflight_hint="Point qwen:serving.image at a registry mirror of the same tag, or "
+        preflight_urls=[*dict.fromkeys([*registry_probe_urls(settings.serving.image), *registry_probe_urls(settings.serving.proxy_image)]),
+                        f"{settings.serving.container_toolkit_repo}/gpgkey"],
+        preflight_hint="Point qwen:serving.image or qwen:serving.proxyImage at a registry mirror of the same tag, or "
                        "qwen:serving.containerToolkitRepo at a mirror of NVIDIA's apt repository.",
     ))
     # The weights are on the NAS already: the prefetch pulls only the image.
@@ -57,9 +58,10 @@ def build(settings: Settings) -> StackOutputs:
     )
     performance = seed_performance(settings, serving.benchmark.tokens_per_second)
     return StackOutputs(
-        endpoint=serving.service.endpoint,
+        endpoint=serving.proxy.endpoint,
         served_model=serving.service.served_model,
         api_key=serving.api_key,
+        ca_certificate=serving.proxy.ca_certificate,
         public_ip=head.public_ip,
         ssh_command=pulumi.Output.concat("ssh -i ", settings.access.ssh_key_file, " root@", head.public_ip),
         nodes=pulumi.Output.all(serving.ray.nodes, downloader_node).apply(lambda v: [*v[0], v[1]]),

@@ -34,9 +34,10 @@ def build(settings: Settings) -> StackOutputs:
     serving = serve_and_measure(settings, [vm.host], MODEL_ROOT, model_dir, prefetch_model=True)
     performance = seed_performance(settings, serving.benchmark.tokens_per_second)
     return StackOutputs(
-        endpoint=serving.service.endpoint,
+        endpoint=serving.proxy.endpoint,
         served_model=serving.service.served_model,
         api_key=serving.api_key,
+        ca_certificate=serving.proxy.ca_certificate,
         public_ip=vm.public_ip,
         ssh_command=pulumi.Output.concat("ssh -i ", settings.access.ssh_key_file, " ", az.admin_username, "@", vm.public_ip),
         nodes=serving.ray.nodes,

@@ -12,9 +12,12 @@ import pulumi
 
 # name -> (type, meaning, example). README's outputs table is checked against this in the tests.
 CONTRACT: dict[str, tuple[str, str, str]] = {
-    "endpoint": ("string", "OpenAI-compatible base URL of the service", "http://51.142.202.62:8000/v1"),
+    "endpoint": ("string", "OpenAI-compatible base URL of the service (HTTPS, certificate signed by caCertificate)",
+                 "https://51.142.202.62:8000/v1"),
     "servedModel": ("string", "model name to send in requests", "Qwen/Qwen2.5-14B-Instruct"),
-    "apiKey": ("string, secret", "bearer token for /v1/*", "(secret)"),
+    "apiKey": ("string, secret", "bearer token for every path but /health", "(secret)"),
+    "caCertificate": ("string", "PEM certificate of the CA that signed the endpoint's certificate: clients verify with it",
+                      "-----BEGIN CERTIFICATE-----\nMIIB..."),
     "publicIp": ("string", "public IP of the node that serves the API (the Ray head)", "51.142.202.62"),
     "sshCommand": ("string", "SSH command for that node", "ssh -i ~/.ssh/qwen-uksouth.pem azureuser@51.142.202.62"),
     "nodes": ("list of {name, publicIp, privateIp, gpus}", "every machine of the stack; gpus as nvidia-smi reports them",
@@ -37,6 +40,7 @@ class StackOutputs:
     endpoint: pulumi.Input[str]
     served_model: pulumi.Input[str]
     api_key: pulumi.Input[str]
+    ca_certificate: pulumi.Input[str]
     public_ip: pulumi.Input[str]
     ssh_command: pulumi.Input[str]
     nodes: pulumi.Input[list]
@@ -52,6 +56,7 @@ class StackOutputs:
             "endpoint": self.endpoint,
             "servedModel": self.served_model,
             "apiKey": pulumi.Output.secret(self.api_key),
+            "caCertificate": self.ca_certificate,
             "publicIp": self.public_ip,
             "sshCommand": self.ssh_command,
             "nodes": self.nodes,

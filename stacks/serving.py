@@ -16,7 +16,8 @@ from components.benchmark import Benchmark, BenchmarkArgs
 from components.prefetch import Prefetch, PrefetchArgs
 from components.ray_cluster import RayCluster, RayClusterArgs
 from components.remote import GpuHost
-from components.vllm_service import VllmService, VllmServiceArgs
+from components.tls_proxy import TlsProxy, TlsProxyArgs
+from components.vllm_service import VLLM_LOCAL_PORT, VllmService, VllmServiceArgs
 from stacks.performance import cost_per_million_tokens, efficiency, seed_roofline_tokens_per_second
 from stacks.settings import SEED_SCENARIO, Settings
 
@@ -26,6 +27,7 @@ class Serving:
     prefetch: Prefetch
     ray: RayCluster
     service: VllmService
+    proxy: TlsProxy
     benchmark: Benchmark
     api_key: pulumi.Output[str]
 
@@ -45,24 +47,31 @@ def serve_and_measure(settings: Settings, hosts: Sequence[GpuHost], model_root: 
     hosts = [replace(h, ready=[*h.ready, prefetch.steps[h.name]]) for h in hosts]
     ray = RayCluster("ray", RayClusterArgs(
         hosts=hosts, image=serving.image, model_root=model_root, private_interface=serving.private_interface,
+        min_driver_version=serving.min_driver_version,
     ))
     service = VllmService("vllm", VllmServiceArgs(
         head=ray.head, cluster_ready=ray.ready, image=serving.image, model_root=model_root, model_dir=model_dir,
         model_revision=settings.model.revision,
-        served_name=settings.model.served_name, port=serving.port,
+        served_name=settings.model.served_name, port=VLLM_LOCAL_PORT,
         tensor_parallel_size=serving.tensor_parallel_size, pipeline_parallel_size=serving.pipeline_parallel_size,
         max_model_len=settings.model.max_model_len, gpu_memory_utilization=serving.gpu_memory_utilization,
         private_interface=serving.private_interface, api_key=api_key.result, extra_args=serving.vllm_args,
         model_wait_timeout_minutes=serving.model_wait_timeout_minutes,
         health_timeout_minutes=serving.health_timeout_minutes,
     ))
+    # The only public door: TLS and the key on every path but /health, the OpenAI routes only.
+    proxy = TlsProxy("proxy", TlsProxyArgs(
+        head=ray.head, service_ready=service.ready, service_fingerprint=service.fingerprint, image=serving.proxy_image,
+        port=serving.port, upstream_port=VLLM_LOCAL_PORT, api_key=api_key.result, served_name=settings.model.served_name,
+    ))
+    # The benchmark measures vLLM itself on 127.0.0.1, after the smoke check (never beside it).
     benchmark = Benchmark("bench", BenchmarkArgs(
-        head=ray.head, service_ready=service.ready, service_fingerprint=service.fingerprint, image=serving.image,
-        model_root=model_root, model_dir=model_dir, served_name=settings.model.served_name, port=serving.port,
+        head=ray.head, service_ready=proxy.ready, service_fingerprint=service.fingerprint, image=serving.image,
+        model_root=model_root, model_dir=model_dir, served_name=settings.model.served_name, port=VLLM_LOCAL_PORT,
         scenarios=settings.benchmark.scenarios, headline=SEED_SCENARIO, run_id=settings.benchmark.run_id,
         timeout_minutes=settings.benchmark.timeout_minutes,
     ))
-    return Serving(prefetch, ray, service, benchmark, api_key.result)  # RandomPassword.result is secret
+    return Serving(prefetch, ray, service, proxy, benchmark, api_key.result)  # RandomPassword.result is secret
 
 
 @dataclass

@@ -24,6 +24,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticUndefined
 
 from components.benchmark import Scenario
+from components.vllm_service import VLLM_LOCAL_PORT
 from stacks import sizing
 from stacks.catalog import GPU_SIZES, MODELS, GpuSize, ModelSpec
 from stacks.performance import SEED_SCENARIO, SWEEP_CONCURRENCIES, SWEEP_INPUT_TOKENS, SWEEP_OUTPUT_TOKENS, \
@@ -133,14 +134,14 @@ def _non_empty(fix: str) -> AfterValidator:
 
 def _image_problem(image: str) -> Optional[str]:
     if not image.strip() or re.search(r"\s", image):
-        return f"'{image}' is empty or holds whitespace; write a pinned image such as vllm/vllm-openai:v0.11.0"
+        return f"'{image}' is empty or holds whitespace; write an image pinned to a version tag or a digest, such as vllm/vllm-openai:v0.11.0 or nginx:1.28.0-alpine"
     name, _, digest = image.partition("@")
     repository, _, tag = name.rpartition(":") if ":" in name.rsplit("/", 1)[-1] else (name, "", "")
     if not re.fullmatch(r"([A-Za-z0-9.-]+(:\d+)?/)?[a-z0-9]+([._-]+[a-z0-9]+)*(/[a-z0-9]+([._-]+[a-z0-9]+)*)*", repository) \
             or (digest and not re.fullmatch(r"sha256:[0-9a-f]{64}", digest)) or (tag and not re.fullmatch(r"\w[\w.-]{0,127}", tag)):
         return f"'{image}' is not an image reference like vllm/vllm-openai:v0.11.0 or registry:5000/repo@sha256:<64 hex>"
     if not digest and (not tag or tag.lower() == "latest"):
-        return f"'{image}' must be pinned to a version tag or a digest (for example vllm/vllm-openai:v0.11.0), not latest or untagged"
+        return f"'{image}' must be pinned to a version tag or a digest (for example vllm/vllm-openai:v0.11.0 or nginx:1.28.0-alpine), not latest or untagged"
     return None
 
 
@@ -333,11 +334,14 @@ class SpeculativeDecodingSettings(_Section):
 class ServingSettings(_Section):
     image: ImageRef = setting(doc="pinned serving image (`repo:tag` or `repo@sha256:...`); a registry mirror of the "
                               "same tag works (e.g. for mainland China)", example="vllm/vllm-openai:v0.11.0")
-    proxy_image: ImageRef = setting("nginx:1.28.0-alpine", "pinned image of the TLS reverse proxy in front of vLLM")
+    proxy_image: ImageRef = setting("nginx:1.28.0-alpine", "pinned image of the TLS proxy in front of vLLM; a registry "
+                                    "mirror of the same tag works (the Aliyun preflight checks its registry too)")
     port: Annotated[int, _rule(lambda v: f"{v} is one of Ray's ports on the same host network (6379, 8265, 10001, 52365, "
-                               "10002-19999); use e.g. 8000" if v in RAY_PORTS or v in RAY_WORKER_PORTS else None)] = setting(
-        8000, "API port; ports below 1024 and Ray's ports (6379, 8265, 10001, 52365, 10002-19999) are refused",
-        ge=1024, le=65535)
+                               "10002-19999); use e.g. 8000" if v in RAY_PORTS or v in RAY_WORKER_PORTS else
+                               f"{v} is vLLM's own port on 127.0.0.1 behind the TLS proxy; use e.g. 8000"
+                               if v == VLLM_LOCAL_PORT else None)] = setting(
+        8000, "API port, where the TLS proxy listens; ports below 1024, Ray's ports (6379, 8265, 10001, 52365, "
+        "10002-19999) and vLLM's own port 8001 (on 127.0.0.1) are refused", ge=1024, le=65535)
     tensor_parallel_size: int = setting(doc="must equal the GPUs per node", example=2, ge=1)
     pipeline_parallel_size: int = setting(1, "must equal the GPU nodes", ge=1)
     gpu_memory_utilization: float = setting(0.9, "vLLM's share of GPU memory", ge=0.1, le=0.98)
@@ -582,8 +586,8 @@ class AliyunSettings(_Section):
                                                  "1.31.0")] = setting(
         "1.31.0", "pinned ModelScope for the download", shown='`"1.31.0"`')
     download_timeout_hours: int = setting(8, "145 GB at 100 Mbps takes at least 3.2 hours", ge=1, le=48)
-    stop_downloader: bool = setting(False, "stop the downloader without charge (`Stopped`, `StopCharging`); set it "
-                                    "after the weights are verified on the NAS")
+    stop_downloader: bool = setting(False, "`true` stops the downloader without charge (`Stopped`, `StopCharging`) once "
+                                    "the weights are on the NAS (see [Stopping the downloader](#stopping-the-downloader))")
     nas: NasSettings = setting({})
 
     @model_validator(mode="after")

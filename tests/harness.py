@@ -43,7 +43,9 @@ class Registration:
     additional_secret_outputs: list[str]
     secret_inputs: set[str]
     deleted_with: str
-    state: dict = field(default_factory=dict)
+    custom: bool = False
+    id: str = ""
+    state: dict = field(default_factory=dict)  # the outputs the mocks answered
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -61,7 +63,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             delete_before_replace=request.deleteBeforeReplace, ignore_changes=list(request.ignoreChanges),
             replace_on_changes=list(request.replaceOnChanges),
             additional_secret_outputs=list(request.additionalSecretOutputs), secret_inputs=secret_inputs,
-            deleted_with=request.deletedWith,
+            deleted_with=request.deletedWith, custom=request.custom, id=response.id,
+            state=rpc.deserialize_properties(response.object) if response.HasField("object") else {},
         )
         return response
 
@@ -87,10 +90,17 @@ def step_env(create: str) -> dict[str, str]:
 class CloudMocks(pulumi.runtime.Mocks):
     """Answers for the resources and invokes of both clouds, and Command stdout from fixtures."""
 
-    def __init__(self, zones_by_type: Optional[dict[str, list[str]]] = None):
+    def __init__(self, zones_by_type: Optional[dict[str, list[str]]] = None,
+                 nas_offers: Optional[dict[str, list[tuple[str, str]]]] = None):
         self.zones_by_type = zones_by_type or {
             "ecs.gn8is-2x.8xlarge": ["cn-hangzhou-k", "cn-hangzhou-j"],
             "ecs.e-c1m2.large": ["cn-hangzhou-h", "cn-hangzhou-j", "cn-hangzhou-k"],
+        }
+        # zone -> (storage type, protocol) pairs General-purpose NAS offers there (nas.getZones)
+        self.nas_offers = nas_offers if nas_offers is not None else {
+            "cn-hangzhou-h": [("Capacity", "nfs"), ("Capacity", "smb")],
+            "cn-hangzhou-j": [("Performance", "nfs"), ("Capacity", "nfs"), ("Performance", "smb")],
+            "cn-hangzhou-k": [("Performance", "nfs"), ("Capacity", "nfs")],
         }
         self.counter = 0
         self.invokes: list[tuple[str, dict]] = []
@@ -128,10 +138,17 @@ class CloudMocks(pulumi.runtime.Mocks):
         elif t == "tls:index/privateKey:PrivateKey":
             state["publicKeyOpenssh"] = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAACAQMockPublicKeyForTestsOnly qwen\n"
             state["privateKeyOpenssh"] = "-----BEGIN OPENSSH PRIVATE KEY-----\nmock\n-----END OPENSSH PRIVATE KEY-----\n"
+            state["privateKeyPem"] = f"-----BEGIN PRIVATE KEY-----\nmock-{args.name}\n-----END PRIVATE KEY-----\n"
+        elif t in ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"):
+            state["certPem"] = f"-----BEGIN CERTIFICATE-----\nmock-{args.name}\n-----END CERTIFICATE-----\n"
+        elif t == "tls:index/certRequest:CertRequest":
+            state["certRequestPem"] = f"-----BEGIN CERTIFICATE REQUEST-----\nmock-{args.name}\n-----END CERTIFICATE REQUEST-----\n"
         elif t == "random:index/randomPassword:RandomPassword":
             state["result"] = "k" * int(state.get("length", 32))
         elif t == "alicloud:ecs/instance:Instance":
-            state["publicIp"] = self._next_ip("47.96.10.")
+            # Stopped with StopCharging, an instance has given its public IP back.
+            stopped = state.get("status") == "Stopped" and state.get("stoppedMode") == "StopCharging"
+            state["publicIp"] = "" if stopped else self._next_ip("47.96.10.")
             state["privateIp"] = self._next_ip("172.18.190.")
         elif t == "alicloud:nas/mountTarget:MountTarget":
             state["mountTargetDomain"] = "0a1b2c3d4e-abc12.cn-hangzhou.nas.aliyuncs.com"
@@ -150,6 +167,10 @@ class CloudMocks(pulumi.runtime.Mocks):
             return fixture("ray_status_1node.txt" if env["EXPECTED_GPUS"] == "2" else "ray_status_2nodes.txt")
         if step == "vllm-health":
             return json.dumps({"models": [env["SERVED_NAME"]]})
+        if step == "proxy-smoke":
+            return json.dumps({"status": 200, "seconds": 0.412, "withoutKey": {
+                "/health": 200, "/v1/models": 401, "/v1/chat/completions": 401, "/invocations": 401, "/metrics": 401,
+                "/tokenize": 401}})
         if step.startswith("benchmark-"):
             return self.bench_result(env)
         if step == "model-download":
@@ -183,6 +204,11 @@ class CloudMocks(pulumi.runtime.Mocks):
             return {"ids": ids, "zones": [{"id": z, "localName": z, "multiZoneIds": [], "availableInstanceTypes": [],
                                            "availableResourceCreations": [], "availableDiskCategories": [],
                                            "slbSlaveZoneIds": []} for z in ids]}
+        if args.token == "alicloud:nas/getZones:getZones":
+            # The shape of pulumi_alicloud.nas.GetZonesResult: zones[].zoneId, zones[].instanceTypes[].
+            return {"id": "cn-hangzhou", "fileSystemType": args.args.get("fileSystemType"), "zones": [
+                {"zoneId": zone, "instanceTypes": [{"storageType": s, "protocolType": p} for s, p in offers]}
+                for zone, offers in self.nas_offers.items()]}
         if args.token == "alicloud:ecs/getImages:getImages":
             image = "ubuntu_22_04_x64_20G_alibase_20261015.vhd"
             return {"ids": [image], "images": [{"id": image, "imageId": image, "name": image}]}

@@ -13,8 +13,10 @@ from pulumi.runtime.mocks import MockMonitor
 from components.aliyun_gpu_cluster import (
     AliyunGpuCluster,
     AliyunGpuClusterArgs,
+    check_held_model,
     choose_zone,
     ingress_rules,
+    nas_zone_ids,
     parse_download_summary,
 )
 
@@ -30,8 +32,9 @@ COMMAND = "command:remote:Command"
 
 
 class Mocks(pulumi.runtime.Mocks):
-    def __init__(self, zones: dict[str, list[str]]):
+    def __init__(self, zones: dict[str, list[str]], nas_offers: dict[str, list[tuple[str, str]]]):
         self.zones = zones
+        self.nas_offers = nas_offers  # zone -> (storage type, protocol) offered by General-purpose NAS
         self.calls: list[tuple[str, dict]] = []
 
     def call(self, args: pulumi.runtime.MockCallArgs):
@@ -39,6 +42,10 @@ class Mocks(pulumi.runtime.Mocks):
         if args.token == "alicloud:index/getZones:getZones":
             ids = self.zones.get(args.args.get("availableInstanceType"), [])
             return {"ids": ids}, []
+        if args.token == "alicloud:nas/getZones:getZones":
+            return {"id": "cn-beijing", "fileSystemType": args.args.get("fileSystemType"), "zones": [
+                {"zoneId": zone, "instanceTypes": [{"storageType": s, "protocolType": p} for s, p in offers]}
+                for zone, offers in self.nas_offers.items()]}, []
         if args.token == "alicloud:ecs/getImages:getImages":
             return {"ids": [LOOKED_UP_IMAGE]}, []
         return {}, []
@@ -93,7 +100,7 @@ def make_args(**overrides) -> AliyunGpuClusterArgs:
         allowed_cidrs=["203.0.113.0/24", "198.51.100.7/32"], inbound_ports=[22, 8000],
         ssh_public_key="ssh-ed25519 AAAA test", ssh_private_key=pulumi.Output.secret("PRIVATE"),
         nas_storage_type="Performance", nas_mount_dir="/mnt", model_dir="/mnt/models/Qwen2.5-72B-Instruct",
-        model_revision="master",
+        model_id="Qwen/Qwen2.5-72B-Instruct", model_revision="master", stop_downloader=False,
         gpu_user_data=lambda domain: f"#cloud-config\n# gpu node, nas {domain}\n",
         downloader_user_data=lambda domain: f"#cloud-config\n# downloader, nas {domain}\n",
         download_timeout_hours=8, tags={"stack": "test"},
@@ -107,9 +114,17 @@ DEFAULT_ZONES = {
 }
 
 
-def deploy(args: AliyunGpuClusterArgs, zones: dict[str, list[str]] = DEFAULT_ZONES):
+DEFAULT_NAS_OFFERS = {
+    "cn-beijing-a": [("Capacity", "nfs")],
+    "cn-beijing-i": [("Performance", "nfs"), ("Capacity", "nfs")],
+    "cn-beijing-l": [("Performance", "nfs"), ("Performance", "smb")],
+}
+
+
+def deploy(args: AliyunGpuClusterArgs, zones: dict[str, list[str]] = DEFAULT_ZONES,
+           nas_offers: dict[str, list[tuple[str, str]]] = DEFAULT_NAS_OFFERS):
     """Runs the component on fresh mocks; returns (monitor, mocks, resolved outputs)."""
-    mocks = Mocks(zones)
+    mocks = Mocks(zones, nas_offers)
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project="qwen", stack="test", preview=False, monitor=monitor)
     resolved: dict = {}
@@ -131,16 +146,21 @@ def deploy(args: AliyunGpuClusterArgs, zones: dict[str, list[str]] = DEFAULT_ZON
 # ---------------------------------------------------------------------------- pure functions
 
 
-def test_choose_zone_is_the_first_sorted_zone_in_both_lists():
-    assert choose_zone(["z-c", "z-b", "z-a"], ["z-b", "z-c", "z-d"], GPU_TYPE, CPU_TYPE) == "z-b"
+def test_choose_zone_is_the_first_sorted_zone_in_all_lists():
+    assert choose_zone(["z-c", "z-b", "z-a"], ["z-b", "z-c", "z-d"], ["z-a", "z-b", "z-c"],
+                       GPU_TYPE, CPU_TYPE, "Performance") == "z-b"
+    assert choose_zone(["z-c", "z-b", "z-a"], ["z-b", "z-c", "z-d"], ["z-c"], GPU_TYPE, CPU_TYPE, "Performance") == "z-c"
 
 
-def test_choose_zone_without_common_zone_names_both_types():
+def test_choose_zone_without_common_zone_names_both_types_and_the_nas():
     with pytest.raises(ValueError) as err:
-        choose_zone(["cn-beijing-l"], ["cn-beijing-a"], GPU_TYPE, CPU_TYPE)
+        choose_zone(["cn-beijing-l"], ["cn-beijing-a"], ["cn-beijing-l"], GPU_TYPE, CPU_TYPE, "Performance")
     assert GPU_TYPE in str(err.value) and CPU_TYPE in str(err.value)
     with pytest.raises(ValueError):
-        choose_zone([], ["cn-beijing-a"], GPU_TYPE, CPU_TYPE)
+        choose_zone([], ["cn-beijing-a"], ["cn-beijing-a"], GPU_TYPE, CPU_TYPE, "Performance")
+    with pytest.raises(ValueError) as err:
+        choose_zone(["cn-beijing-l"], ["cn-beijing-l"], [], GPU_TYPE, CPU_TYPE, "Performance")
+    assert "Performance NFS file system (offered in: none)" in str(err.value)
 
 
 def test_ingress_rules_one_per_port_and_cidr():
@@ -173,6 +193,36 @@ def test_component_uses_the_zone_common_to_both_lookups():
     assert len(vswitch) == 1
     assert vswitch[0]["inputs"]["zoneId"] == "cn-beijing-i"
     assert vswitch[0]["inputs"]["cidrBlock"] == "10.10.1.0/24"
+
+
+def test_nas_zone_ids_keep_zones_offering_the_storage_type_over_nfs():
+    from pulumi_alicloud.nas.outputs import GetZonesZoneInstanceTypeResult as Offer, GetZonesZoneResult as Zone
+
+    zones = [
+        Zone(zone_id="z-a", instance_types=[Offer(protocol_type="NFS", storage_type="Capacity")]),
+        Zone(zone_id="z-b", instance_types=[Offer(protocol_type="SMB", storage_type="Performance")]),
+        Zone(zone_id="z-c", instance_types=[Offer(protocol_type="nfs", storage_type="Performance")]),
+        Zone(zone_id="z-d", instance_types=[]),
+    ]
+    assert nas_zone_ids(zones, "Performance") == ["z-c"]
+    assert nas_zone_ids(zones, "Capacity") == ["z-a"]
+    assert nas_zone_ids([], "Performance") == []
+
+
+def test_zone_is_one_where_the_nas_offers_the_storage_type():
+    # Both instance types are sold in i and l; a Performance NFS file system only in l.
+    offers = {"cn-beijing-i": [("Capacity", "nfs"), ("Performance", "smb")], "cn-beijing-l": [("Performance", "nfs")]}
+    monitor, mocks, _ = deploy(make_args(), nas_offers=offers)
+    nas_calls = [a for token, a in mocks.calls if token == "alicloud:nas/getZones:getZones"]
+    assert nas_calls == [{"fileSystemType": "standard"}]
+    assert monitor.of_type("alicloud:vpc/switch:Switch")[0]["inputs"]["zoneId"] == "cn-beijing-l"
+    assert monitor.of_type("alicloud:nas/fileSystem:FileSystem")[0]["inputs"]["zoneId"] == "cn-beijing-l"
+
+
+def test_no_zone_with_the_nas_storage_type_raises():
+    offers = {"cn-beijing-i": [("Capacity", "nfs")], "cn-beijing-l": [("Capacity", "nfs")]}
+    with pytest.raises(Exception, match="Performance NFS file system"):
+        deploy(make_args(), nas_offers=offers)
 
 
 def test_component_without_common_zone_raises():
@@ -302,3 +352,56 @@ def test_every_child_is_parented_to_the_component():
 def test_model_dir_outside_the_nas_is_rejected():
     with pytest.raises(Exception, match="inside nas_mount_dir"):
         deploy(make_args(model_dir="/data/models/x"))
+
+
+# ---------------------------------------------------------------------------- stopping the downloader
+
+
+def test_a_running_downloader_and_its_steps_run_as_usual():
+    monitor, _, resolved = deploy(make_args(preflight_urls=["https://registry-1.docker.io/v2/"]))
+    downloader = monitor.named("cluster-downloader")
+    assert downloader["inputs"]["status"] == "Running" and "stoppedMode" not in downloader["inputs"]
+    assert "userData" not in downloader["ignore_changes"]
+    for step in ("cluster-model-download", "cluster-preflight"):
+        assert monitor.named(step)["ignore_changes"] == []
+    assert [h.name for h in resolved["cluster"].gpu_hosts] == ["qwen-gpu-0", "qwen-gpu-1"]
+
+
+def test_stop_downloader_stops_it_without_charge_and_freezes_its_steps():
+    monitor, _, resolved = deploy(make_args(stop_downloader=True, preflight_urls=["https://registry-1.docker.io/v2/"]))
+    downloader = monitor.named("cluster-downloader")
+    assert downloader["inputs"]["status"] == "Stopped" and downloader["inputs"]["stoppedMode"] == "StopCharging"
+    # never replaced (by another model's user data) into a stopped node that cannot download
+    assert sorted(downloader["ignore_changes"]) == ["imageId", "userData"]
+    for step in ("cluster-model-download", "cluster-preflight"):
+        assert sorted(monitor.named(step)["ignore_changes"]) == ["connection", "create"], step
+    for gpu in ("cluster-gpu-0", "cluster-gpu-1"):
+        assert "status" not in monitor.named(gpu)["inputs"]
+    assert resolved["summary"] == SUMMARY  # the NAS holds this model: the GPU steps may run
+
+
+def test_a_stopped_downloader_refuses_a_model_it_has_not_downloaded():
+    def gpu_step_triggers(stop_downloader: bool, revision: str):
+        mocks = Mocks(DEFAULT_ZONES, DEFAULT_NAS_OFFERS)
+        pulumi.runtime.set_mocks(mocks, project="qwen", stack="test", preview=False, monitor=RecordingMonitor(mocks))
+
+        @pulumi.runtime.test
+        def program():
+            cluster = AliyunGpuCluster("cluster", make_args(stop_downloader=stop_downloader, model_revision=revision))
+            return pulumi.Output.all(*[h.instance_id for h in cluster.gpu_hosts])
+
+        return program()
+
+    gpu_step_triggers(True, "master")  # what the last download reported
+    gpu_step_triggers(False, "v2")  # a running downloader downloads v2
+    with pytest.raises(Exception) as err:
+        gpu_step_triggers(True, "v2")
+    assert ("qwen:aliyun.stopDownloader is true, but the NAS holds Qwen/Qwen2.5-72B-Instruct at revision master, "
+            "not Qwen/Qwen2.5-72B-Instruct at v2") in str(err.value)
+    assert "pulumi config set --path qwen:aliyun.stopDownloader false" in str(err.value)
+
+
+def test_check_held_model():
+    check_held_model(SUMMARY, "Qwen/Qwen2.5-72B-Instruct", "master")
+    with pytest.raises(ValueError, match="holds Qwen/Qwen2.5-72B-Instruct at revision master, not Qwen/X at master"):
+        check_held_model(SUMMARY, "Qwen/X", "master")

@@ -123,7 +123,7 @@ def test_outputs_contract(run):
     assert list(o) == [*(n for n in CONTRACT if n not in OPTIONAL_OUTPUTS), "sshPrivateKey"]  # no hourly price set
     head = instances(run)["qwen-l20-gpu-0"]
     assert o["servedModel"] == "qwen2.5-72b-instruct"
-    assert o["endpoint"] == f"http://{o['publicIp']}:8000/v1"
+    assert o["endpoint"] == f"https://{o['publicIp']}:8000/v1"
     assert o["sshCommand"] == f"ssh -i ~/.ssh/qwen-aliyun-l20.pem root@{o['publicIp']}"
     assert [n["name"] for n in o["nodes"]] == ["qwen-l20-gpu-0", "qwen-l20-gpu-1", "qwen-l20-downloader"]
     assert [len(n["gpus"]) for n in o["nodes"]] == [2, 2, 0]
@@ -158,14 +158,24 @@ def test_a_mirror_is_one_setting_away(monkeypatch):
     serving = yaml.safe_load((ROOT / "Pulumi.aliyun-l20.yaml").read_text())["config"]["qwen:serving"]
     mirrored = run_stack("aliyun-l20", monkeypatch, serving={
         **serving, "image": "registry.cn-hangzhou.aliyuncs.com/qwen-mirror/vllm-openai:v0.11.0",
+        "proxyImage": "registry.cn-hangzhou.aliyuncs.com/qwen-mirror/nginx:1.28.0-alpine",
         "containerToolkitRepo": "https://mirrors.example.cn/libnvidia-container"})
     cmds = mirrored.commands()
     assert step_env(cmds["cluster-preflight"].inputs["create"])["URLS"].splitlines() == [
         "https://registry.cn-hangzhou.aliyuncs.com/v2/", "https://mirrors.example.cn/libnvidia-container/gpgkey"]
     assert "IMAGE=registry.cn-hangzhou.aliyuncs.com/qwen-mirror/vllm-openai:v0.11.0" in cmds["vllm-serve"].inputs["create"]
+    assert step_env(cmds["proxy-start"].inputs["create"])["IMAGE"] == "registry.cn-hangzhou.aliyuncs.com/qwen-mirror/nginx:1.28.0-alpine"
     user_data = instances(mirrored)["qwen-l20-gpu-0"].inputs["userData"]
     assert "NVIDIA_CONTAINER_TOOLKIT_REPO=https://mirrors.example.cn/libnvidia-container" in user_data
 
 
 def test_nas_is_in_the_nodes_zone(run):
     assert run.one("alicloud:nas/fileSystem:FileSystem").inputs["zoneId"] == run.one("alicloud:vpc/switch:Switch").inputs["zoneId"]
+
+
+def test_served_only_through_the_tls_proxy(run):
+    from tests.test_component_tls_proxy import assert_served_through_the_proxy
+
+    head = run.outputs["nodes"][0]
+    assert head["name"] == "qwen-l20-gpu-0"
+    assert_served_through_the_proxy(run, head["publicIp"], head["privateIp"], "k" * 40)

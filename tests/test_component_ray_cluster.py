@@ -36,7 +36,8 @@ def build(count: int, captured: dict):
     def program():
         hosts = make_hosts(count)
         cluster = RayCluster("ray", RayClusterArgs(hosts=hosts, image=IMAGE, model_root="/srv/models",
-                                                   private_interface="ens5", gpu_timeout_minutes=7,
+                                                   private_interface="ens5", min_driver_version="575.51",
+                                                   gpu_timeout_minutes=7,
                                                    join_timeout_minutes=3))
         captured.update(hosts=hosts, cluster=cluster)
         return {"nodes": cluster.nodes, "gpu_total": cluster.gpu_total, "ready_urn": cluster.ready.urn,
@@ -64,6 +65,7 @@ def test_one_node_ready_step_per_host_after_its_ready_resources(three):
         env = step_env(step.inputs["create"])
         assert env["QWEN_STEP"] == "node-ready" and env["QWEN_HOST"] == host.name
         assert env["EXPECTED_GPUS"] == "2" and env["IMAGE"] == IMAGE
+        assert env["MIN_DRIVER_VERSION"] == "575.51"
         assert env["GPU_TIMEOUT"] == env["CLOUD_INIT_TIMEOUT"] == str(7 * 60)
         assert required_env("node_ready.sh") <= set(env)
     assert len([n for n in cmds if n.endswith("-node-ready")]) == 3
@@ -159,4 +161,4 @@ def test_single_host_is_a_head_only_cluster():
 def test_empty_host_list_is_refused():
     with pytest.raises(ValueError, match="at least one host"):
         run_pulumi(lambda: RayCluster("ray", RayClusterArgs(hosts=[], image=IMAGE, model_root="/m",
-                                                            private_interface="eth0")) and {})
+                                                            private_interface="eth0", min_driver_version="570")) and {})

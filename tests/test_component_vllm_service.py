@@ -1,4 +1,4 @@
-"""VllmService alone, on pulumi mocks: the API key on stdin only, serve then health, the endpoint."""
+"""VllmService alone, on pulumi mocks: the API key on stdin only, serve then health, the models."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def run():
             health_timeout_minutes=2,
         ))
         captured["svc"] = svc
-        return {"endpoint": svc.endpoint, "models": svc.models, "served_model": svc.served_model,
+        return {"models": svc.models, "served_model": svc.served_model,
                 "fingerprint": svc.fingerprint, "start_create": svc.start.create, "start_urn": svc.start.urn, "ready_urn": svc.ready.urn}
 
     result = run_pulumi(program)
@@ -103,7 +103,6 @@ def test_health_after_serve_and_triggered_by_it(run):
 
 
 def test_outputs(run):
-    assert run.outputs["endpoint"] == "http://203.0.113.20:8443/v1"
     assert run.outputs["served_model"] == SERVED
     # CloudMocks' health stdout is {"models": [SERVED_NAME]}: the list comes from the step's stdout
     assert run.outputs["models"] == [SERVED]
@@ -117,11 +116,10 @@ def test_no_extra_args_is_an_empty_value():
             head=head, cluster_ready=pulumi_random.RandomId("r", byte_length=4), image="i", model_root="/m",
             model_dir="/m/d", model_revision="main", served_name="n", port=8000, tensor_parallel_size=1, pipeline_parallel_size=1,
             max_model_len=1024, gpu_memory_utilization=0.9, private_interface="eth0", api_key="plain-key"))
-        return {"endpoint": svc.endpoint}
+        return {"models": svc.models}
 
     run = run_pulumi(program)
     serve = run.commands()["v-serve"]
     assert step_env(serve.inputs["create"])["EXTRA_ARGS"] == ""
     assert "stdin" in serve.secret_inputs  # a plain key is made secret too
     assert "plain-key" not in serve.inputs["create"]
-    assert run.outputs["endpoint"] == "http://203.0.113.21:8000/v1"

@@ -130,7 +130,8 @@ def test_bootstrap_order(run):
     cloud_init = cmds["gpu-cloud-init"]
     assert run.depends_on(ext, cloud_init), "the driver extension must wait for cloud-init's apt"
     chain = ["ray-vm-qwen-nc48-node-ready", "ray-head", "ray-gpus", "vllm-serve", "vllm-health",
-             "bench-seed-10k-in-800-out-c1", *(f"bench-sweep-256-in-256-out-c{c}" for c in (1, 8, 32, 64, 128, 192))]
+             "proxy-start", "proxy-smoke", "bench-seed-10k-in-800-out-c1",
+             *(f"bench-sweep-256-in-256-out-c{c}" for c in (1, 8, 32, 64, 128, 192))]
     assert run.depends_on(cmds[chain[0]], ext)
     for earlier, later in zip(chain, chain[1:]):
         assert run.depends_on(cmds[later], cmds[earlier]), f"{later} must come after {earlier}"
@@ -172,7 +173,7 @@ def test_benchmark_scenarios(run):
 def test_outputs_contract(run):
     assert list(run.outputs) == [*(n for n in CONTRACT if n not in OPTIONAL_OUTPUTS), "sshPrivateKey"]
     o = run.outputs
-    assert o["endpoint"] == "http://51.142.202.62:8000/v1"
+    assert o["endpoint"] == "https://51.142.202.62:8000/v1"
     assert o["servedModel"] == "Qwen/Qwen2.5-14B-Instruct"
     assert o["publicIp"] == "51.142.202.62"
     assert o["sshCommand"] == "ssh -i ~/.ssh/qwen-uksouth.pem azureuser@51.142.202.62"
@@ -191,7 +192,7 @@ def test_given_ssh_key_is_used_and_not_exported(monkeypatch):
     key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOperatorKey operator@laptop"
     run = run_stack("uksouth", monkeypatch, access={"allowedCidrs": [TEST_CIDR], "sshPublicKey": key},
                     sshPrivateKey="-----BEGIN OPENSSH PRIVATE KEY-----\noperator\n-----END OPENSSH PRIVATE KEY-----\n")
-    assert not run.of_type("tls:index/privateKey:PrivateKey")
+    assert sorted(r.name for r in run.of_type("tls:index/privateKey:PrivateKey")) == ["proxy-ca-key", "proxy-server-key"]
     vm = run.one("azure-native:compute:VirtualMachine")
     assert vm.inputs["osProfile"]["linuxConfiguration"]["ssh"]["publicKeys"][0]["keyData"] == key
     assert list(run.outputs) == [n for n in CONTRACT if n not in OPTIONAL_OUTPUTS]
@@ -241,3 +242,9 @@ def test_a_new_serving_image_re_checks_health_and_re_runs_benchmarks(run, monkey
     vm_before = run.one("azure-native:compute:VirtualMachine").inputs["osProfile"]["customData"]
     assert changed.one("azure-native:compute:VirtualMachine").inputs["osProfile"]["customData"] == vm_before
     assert before["prefetch-vm-qwen-nc48"].inputs["create"] != after["prefetch-vm-qwen-nc48"].inputs["create"]
+
+
+def test_served_only_through_the_tls_proxy(run):
+    from tests.test_component_tls_proxy import assert_served_through_the_proxy
+
+    assert_served_through_the_proxy(run, "51.142.202.62", "10.10.1.4", "k" * 40)

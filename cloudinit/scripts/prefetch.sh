@@ -29,5 +29,5 @@ fi
 rm -f "$marker"
 install -d "$MODEL_DIR"
 timeout 7200 docker run --rm --network host \
-  -v "$MODEL_ROOT:$MODEL_ROOT" -v /opt/qwen/bin/hf_download.py:/hf_download.py:ro \
+  -v "$MODEL_ROOT:$MODEL_ROOT:rslave" -v /opt/qwen/bin/hf_download.py:/hf_download.py:ro \
   --entrypoint python3 "$IMAGE" /hf_download.py "${MODEL_ID:?}" "${MODEL_REVISION:?}" "$MODEL_DIR"

@@ -8,6 +8,8 @@ umask 022
 QWEN_LOG_DIR=/var/log/qwen
 mkdir -p "$QWEN_LOG_DIR"
 QWEN_STEP_LOG="$QWEN_LOG_DIR/$QWEN_STEP.log"
+# The log is appended to by every run; a failure shows only the lines written after this offset.
+QWEN_LOG_START=$(stat -c %s "$QWEN_STEP_LOG" 2>/dev/null || echo 0)
 exec 3>&1 4>&2 >>"$QWEN_STEP_LOG" 2>&1
 echo "=== $(date -u +%FT%TZ) step $QWEN_STEP starts on $QWEN_HOST"
 
@@ -17,8 +19,8 @@ qwen_on_exit() {
   if [ "$rc" -ne 0 ]; then
     {
       echo "qwen: step '$QWEN_STEP' failed on host '$QWEN_HOST' (exit $rc)."
-      echo "qwen: last lines of $QWEN_STEP_LOG:"
-      tail -n 40 "$QWEN_STEP_LOG" || true
+      echo "qwen: this run's last lines of $QWEN_STEP_LOG:"
+      tail -c +$((QWEN_LOG_START + 1)) "$QWEN_STEP_LOG" | tail -n 40 || true
       if declare -F qwen_diagnostics >/dev/null; then
         qwen_diagnostics || true
       fi
@@ -37,6 +39,19 @@ progress() {
 fail() {
   echo "ERROR: $*"
   exit 1
+}
+
+# The API key inside a container: docker shows -e and --env-file values in `docker inspect`
+# (Config.Env), so the key is a root-only file mounted read-only, read by a small `sh -c`
+# entrypoint that exports it to the one process it execs.
+# shellcheck disable=SC2034  # used by the steps (vllm_start.sh, benchmark.sh)
+QWEN_API_KEY_FILE=/etc/qwen/secrets/api-key
+QWEN_API_KEY_MOUNT=/run/secrets/qwen-api-key
+
+# exec_vllm_with_key VAR: that entrypoint's program, which runs `vllm "$@"` with the key in VAR.
+exec_vllm_with_key() {
+  # shellcheck disable=SC2016  # expanded by the container's sh, not here
+  printf '%s="$(cat %s)" && export %s && exec vllm "$@"' "$1" "$QWEN_API_KEY_MOUNT" "$1"
 }
 
 # config_digest VALUE...: a short digest of a container's configuration, kept in its qwen.config label.

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Step: the node is ready for serving: cloud-init done, nvidia-smi shows the expected GPUs,
 # docker runs GPU containers, and the serving image is present. Prints nvidia-smi's GPU list (CSV).
-# Env: EXPECTED_GPUS, IMAGE, CLOUD_INIT_TIMEOUT, GPU_TIMEOUT, IMAGE_PULL_TIMEOUT (seconds).
+# Env: EXPECTED_GPUS, IMAGE, MIN_DRIVER_VERSION, CLOUD_INIT_TIMEOUT, GPU_TIMEOUT, IMAGE_PULL_TIMEOUT (seconds).
 qwen_diagnostics() {
   echo "qwen: last lines of journalctl -u qwen-prefetch:"
   journalctl -u qwen-prefetch --no-pager -n 15
@@ -21,6 +21,13 @@ gpus_visible() {
   [ "${count:-0}" -ge "$EXPECTED_GPUS" ]
 }
 wait_until "$GPU_TIMEOUT" "nvidia-smi to show $EXPECTED_GPUS GPUs" gpus_visible
+
+# The image's CUDA needs a minimum driver; an older one fails only when vLLM starts, with a CUDA error.
+driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader | awk 'NR == 1 { print $1 }')
+# sort -C: the minimum, then the found version, are in version order (equal counts as newer).
+if ! printf '%s\n%s\n' "$MIN_DRIVER_VERSION" "$driver" | sort -V -C; then
+  fail "the NVIDIA driver is $driver, but $IMAGE needs $MIN_DRIVER_VERSION or newer (qwen:serving.minDriverVersion); install a newer one (qwen:aliyun.nvidiaDriverPackage, qwen:azure.nvidiaDriver.driverVersion)"
+fi
 
 runtimes=$(docker info --format '{{json .Runtimes}}')
 [[ "$runtimes" == *nvidia* ]] || fail "docker has no nvidia runtime; the NVIDIA container toolkit is not configured"

@@ -19,11 +19,12 @@ else
   docker rm -f "$name" 2>/dev/null || true
   install -d /var/lib/qwen/ray
   # Host network: Ray, NCCL and Gloo talk over the private interface. IPC host: vLLM's shared
-  # memory. /tmp/ray is shared with the vLLM container, whose driver joins this Ray node.
+  # memory. /tmp/ray is shared with the vLLM container, whose driver joins this Ray node. rslave:
+  # after a reboot docker starts this container before the NAS is mounted; the mount still reaches it.
   docker run -d --name "$name" --label "qwen.config=$want" --restart unless-stopped \
     --network host --ipc host --gpus all \
     -e VLLM_HOST_IP="$NODE_IP" -e NCCL_SOCKET_IFNAME="$PRIVATE_INTERFACE" -e GLOO_SOCKET_IFNAME="$PRIVATE_INTERFACE" \
-    -v "$MODEL_ROOT:$MODEL_ROOT:ro" -v /var/lib/qwen/ray:/tmp/ray \
+    -v "$MODEL_ROOT:$MODEL_ROOT:ro,rslave" -v /var/lib/qwen/ray:/tmp/ray \
     --entrypoint /bin/bash "$IMAGE" -c "$ray_cmd"
   progress "started Ray $RAY_ROLE"
 fi

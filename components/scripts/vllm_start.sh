@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# Step (on the Ray head): run `vllm serve` in its own container, restarted by docker after a reboot
-# or an eviction. The API key arrives on stdin and is written only to root-only files.
+# Step (on the Ray head): run `vllm serve` in its own container on 127.0.0.1 (the TLS proxy is the
+# public door), restarted by docker after a reboot or an eviction. The API key arrives on stdin and
+# is written only to root-only files.
 # Env: IMAGE, MODEL_DIR, MODEL_REVISION, MODEL_ROOT, SERVED_NAME, PORT, TP, PP, MAX_MODEL_LEN, GPU_MEMORY_UTILIZATION,
 #      NODE_IP, RAY_PORT, PRIVATE_INTERFACE, EXTRA_ARGS (one argument per line), MODEL_WAIT_TIMEOUT (seconds).
 name=qwen-vllm
@@ -16,11 +17,12 @@ IFS= read -r api_key || true
 install -d -m 700 /etc/qwen/secrets
 (
   umask 077
-  printf 'VLLM_API_KEY=%s\n' "$api_key" >/etc/qwen/secrets/vllm.env
-  printf 'OPENAI_API_KEY=%s\n' "$api_key" >/etc/qwen/secrets/bench.env
+  printf '%s' "$api_key" >"$QWEN_API_KEY_FILE"
   printf 'Authorization: Bearer %s\n' "$api_key" >/etc/qwen/secrets/auth-header
 )
-key_digest=$(sha256sum /etc/qwen/secrets/vllm.env | cut -c1-16)
+# Env files of earlier versions held the key; docker showed it in `docker inspect`.
+rm -f /etc/qwen/secrets/vllm.env /etc/qwen/secrets/bench.env
+key_digest=$(sha256sum "$QWEN_API_KEY_FILE" | cut -c1-16)
 unset api_key
 
 weights_ready() {
@@ -30,7 +32,7 @@ wait_until "$MODEL_WAIT_TIMEOUT" "the model weights (revision $MODEL_REVISION) i
 
 args=(serve "$MODEL_DIR"
   --served-model-name "$SERVED_NAME"
-  --host 0.0.0.0 --port "$PORT"
+  --host 127.0.0.1 --port "$PORT"
   --tensor-parallel-size "$TP" --pipeline-parallel-size "$PP"
   --distributed-executor-backend ray
   --max-model-len "$MAX_MODEL_LEN"
@@ -45,15 +47,15 @@ if container_is_current "$name" "$want"; then
   progress "vLLM already running with these settings"
 else
   docker rm -f "$name" 2>/dev/null || true
-  # The driver joins the local Ray node through the shared /tmp/ray; the key comes from the env file,
-  # so it is neither on a command line nor in `docker inspect`'s Cmd.
+  # The driver joins the local Ray node through the shared /tmp/ray. vLLM checks the key too
+  # (behind the proxy, as a second line); it reads it from the mounted file (see common.sh).
   docker run -d --name "$name" --label "qwen.config=$want" --restart unless-stopped \
     --network host --ipc host --gpus all \
-    --env-file /etc/qwen/secrets/vllm.env \
+    -v "$QWEN_API_KEY_FILE:$QWEN_API_KEY_MOUNT:ro" \
     -e RAY_ADDRESS="$NODE_IP:$RAY_PORT" -e VLLM_HOST_IP="$NODE_IP" \
     -e NCCL_SOCKET_IFNAME="$PRIVATE_INTERFACE" -e GLOO_SOCKET_IFNAME="$PRIVATE_INTERFACE" \
-    -v "$MODEL_ROOT:$MODEL_ROOT:ro" -v /var/lib/qwen/ray:/tmp/ray \
-    --entrypoint vllm "$IMAGE" "${args[@]}"
+    -v "$MODEL_ROOT:$MODEL_ROOT:ro,rslave" -v /var/lib/qwen/ray:/tmp/ray \
+    --entrypoint sh "$IMAGE" -c "$(exec_vllm_with_key VLLM_API_KEY)" vllm "${args[@]}"
   progress "started vllm serve $SERVED_NAME (tensor parallel $TP x pipeline parallel $PP)"
   # Images no container uses any more (a previous serving image) only take disk space.
   docker image prune -af >/dev/null || true
