@@ -4,10 +4,13 @@ efficiency, cost per million tokens and the per-scenario summary (stacks/outputs
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 from stacks.catalog import MODELS, Accelerator, GpuSize
-from stacks.sizing import SEED_REQUEST, Layout, roofline
+from stacks.sizing import SEED_REQUEST, Layout, advise_layouts, roofline
+
+if TYPE_CHECKING:  # settings imports this module
+    from stacks.settings import Settings
 
 SEED_SCENARIO = "seed-10k-in-800-out-c1"  # 10,000 in / 800 out, one request: seed 000's measurement
 SWEEP_CONCURRENCIES = (1, 8, 32, 64, 128, 192)  # seed 001's 256 in / 256 out shape, rising load
@@ -90,3 +93,27 @@ def performance_outputs(tokens_per_second: float, roofline_tokens_per_second: fl
     if cost is not None:
         outputs["costPerMillionTokens"] = cost
     return outputs
+
+
+def layout_advice_message(settings: "Settings") -> str:
+    """What the preview and `up` print before any resource: the layouts of the configured model on 1 to
+    max(2, configured) machines of the configured size that hold the seed scenario's 10,800 tokens, with their
+    GPU counts and rooflines, this stack's own layout marked (stacks/sizing.py does the arithmetic)."""
+    machine, serving, current = settings.machine, settings.serving, settings.layout
+    node_counts = range(1, max(2, settings.gpu_nodes) + 1) if settings.cloud == "aliyun" else (1,)
+    kv_dtypes = ("auto", "fp8") if current.kv_cache_dtype == "fp8" else ("auto",)
+    advice = advise_layouts(MODELS[settings.model.id], machine, node_counts, serving.gpu_memory_utilization,
+                            kv_cache_dtypes=kv_dtypes)
+    lines = [f"layouts of {settings.model.id} that hold the seed scenario on {machine.gpus}x {machine.gpu_model} "
+             f"({machine.gpu_memory_gb:g} GB) per machine at gpuMemoryUtilization {serving.gpu_memory_utilization} "
+             "(`python -m tools.layouts` for more):"]
+    for a in (a for a in advice if a.fits or (a.layout == current and a.nodes == settings.gpu_nodes)):
+        layout = a.layout
+        kv = "" if layout.kv_cache_dtype == "auto" else f", {layout.kv_cache_dtype} KV cache"
+        kv += " (the published -AWQ checkpoint)" if layout.weight_dtype == "awq-int4" else ""
+        mark = "  <- this stack" if layout == current and a.nodes == settings.gpu_nodes else ""
+        lines.append(f"  {layout.weight_dtype}{kv}, TP {layout.tensor_parallel_size} x PP "
+                     f"{layout.pipeline_parallel_size}: {a.nodes} machine(s), {a.gpus} GPUs, "
+                     f"{a.weight_gb_per_device:.1f} GB weights per GPU, {a.kv_tokens:,} KV tokens, roofline "
+                     f"{a.roofline_tokens_per_second:.1f} tokens/s{mark}")
+    return "\n".join(lines)

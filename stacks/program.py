@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import importlib
 
+import pulumi
+
 from stacks.outputs import StackOutputs, export_outputs
+from stacks.performance import layout_advice_message
 from stacks.settings import Settings, load_settings
 
 # Each cloud's composition is imported only when used: an Azure stack never loads the Aliyun SDK.
@@ -17,4 +20,6 @@ def build(settings: Settings) -> StackOutputs:
 
 def main() -> None:
     # Settings are validated completely before the first resource is registered.
-    export_outputs(build(load_settings()))
+    settings = load_settings()
+    pulumi.log.info(layout_advice_message(settings))
+    export_outputs(build(settings))
