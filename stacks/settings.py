@@ -41,15 +41,6 @@ DISK_HEADROOM_GB = 2.0
 # Per-GPU memory vLLM needs beyond weights and KV cache (CUDA context, activations, graphs).
 GPU_RUNTIME_OVERHEAD_GB = sizing.RUNTIME_RESERVE_GB
 
-# `vllm serve` flags the program sets itself, with what sets them; extraArgs may not override them.
-MANAGED_VLLM_FLAGS = {
-    "--api-key": "the generated API key", "--tensor-parallel-size": "serving.tensorParallelSize",
-    "-tp": "serving.tensorParallelSize", "--pipeline-parallel-size": "serving.pipelineParallelSize",
-    "-pp": "serving.pipelineParallelSize", "--port": "serving.port", "--host": "the program",
-    "--served-model-name": "model.servedName", "--max-model-len": "model.maxModelLen",
-    "--gpu-memory-utilization": "serving.gpuMemoryUtilization", "--distributed-executor-backend": "the program",
-    "--model": "model.id",
-}
 # The tuning knobs' flags, with the setting that sets each: extraArgs may not set them a second time.
 KNOB_VLLM_FLAGS = {
     "--quantization": "serving.quantization", "-q": "serving.quantization",
@@ -57,7 +48,15 @@ KNOB_VLLM_FLAGS = {
     "--max-num-seqs": "serving.maxNumSeqs", "--max-num-batched-tokens": "serving.maxNumBatchedTokens",
     "--enable-prefix-caching": "serving.enablePrefixCaching", "--no-enable-prefix-caching": "serving.enablePrefixCaching",
 }
-MANAGED_VLLM_FLAGS.update(KNOB_VLLM_FLAGS)
+# `vllm serve` flags the program sets itself, with what sets them; extraArgs may not override them.
+MANAGED_VLLM_FLAGS = {
+    "--api-key": "the generated API key", "--tensor-parallel-size": "serving.tensorParallelSize",
+    "-tp": "serving.tensorParallelSize", "--pipeline-parallel-size": "serving.pipelineParallelSize",
+    "-pp": "serving.pipelineParallelSize", "--port": "serving.port", "--host": "the program",
+    "--served-model-name": "model.servedName", "--max-model-len": "model.maxModelLen",
+    "--gpu-memory-utilization": "serving.gpuMemoryUtilization", "--distributed-executor-backend": "the program",
+    "--model": "model.id", **KNOB_VLLM_FLAGS,
+}
 # vLLM v0.11.0's default --max-num-batched-tokens for `vllm serve` (engine/arg_utils.py): 8192 on GPUs of 70 GiB
 # and more except A100s, 2048 on the rest; --max-num-seqs defaults to min(1024 or 256, that).
 VLLM_DEFAULT_BATCHED_TOKENS_LARGE, VLLM_DEFAULT_BATCHED_TOKENS = 8192, 2048
