@@ -1,75 +1,114 @@
-"""The stack outputs contract: the same names on every stack, read by other teams via StackReference.
+"""The stack outputs contract: the outputs every stack exports for other teams (StackReference),
+declared once with their types, secrecy, meaning and an example, under a semantic version.
 
-Defined here only; ``export_outputs`` is the one place that calls ``pulumi.export``.
+``StackOutputs.as_exports`` derives the exports from ``CONTRACT``; ``export_outputs`` is the one
+place that calls ``pulumi.export``; ``python -m tools.contract_table`` writes the README's table
+from the same declarations.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import pulumi
 
-# name -> (type, meaning, example). README's outputs table is checked against this in the tests.
-CONTRACT: dict[str, tuple[str, str, str]] = {
-    "endpoint": ("string", "OpenAI-compatible base URL of the service (HTTPS, certificate signed by caCertificate)",
-                 "https://51.142.202.62:8000/v1"),
-    "servedModel": ("string", "model name to send in requests", "Qwen/Qwen2.5-14B-Instruct"),
-    "apiKey": ("string, secret", "bearer token for every path but /health", "(secret)"),
-    "caCertificate": ("string", "PEM certificate of the CA that signed the endpoint's certificate: clients verify with it",
-                      "-----BEGIN CERTIFICATE-----\nMIIB..."),
-    "publicIp": ("string", "public IP of the node that serves the API (the Ray head)", "51.142.202.62"),
-    "sshCommand": ("string", "SSH command for that node", "ssh -i ~/.ssh/qwen-uksouth.pem azureuser@51.142.202.62"),
-    "nodes": ("list of {name, publicIp, privateIp, gpus}", "every machine of the stack; gpus as nvidia-smi reports them",
-              '[{"name": "vm-qwen-nc48", "publicIp": "51.142.202.62", "privateIp": "10.10.1.4", "gpus": [{"index": 0, "name": "NVIDIA A100 80GB PCIe", "memoryMiB": 81920, "driver": "570.172.08"}, ...]}]'),
-    "tokensPerSecond": ("number", "output tokens/s of the seed scenario (10,000 in, 800 out, 1 request): compare with the seed's 16.61",
-                        "64.46"),
-    "benchmark": ("map of scenario name -> metrics", "every scenario's `vllm bench serve` metrics (throughputs, TTFT/TPOT/ITL/E2EL ms)",
-                  '{"seed-10k-in-800-out-c1": {"output_throughput": 64.46, "median_ttft_ms": 812.4, ...}, ...}'),
-    "rooflineTokensPerSecond": ("number", "the seed scenario's batch-1 limit on this layout (README: Performance model)",
-                                "119.37"),
-    "efficiency": ("number", "tokensPerSecond / rooflineTokensPerSecond", "0.54"),
-    "costPerMillionTokens": ("number, only when qwen:cost.hourlyUsd is set",
-                             "USD per million output tokens at tokensPerSecond and your hourly price", "15.52"),
-}
-# Exported only when the setting they need is set (a missing output reads as "not configured").
-OPTIONAL_OUTPUTS = frozenset({"costPerMillionTokens"})
+# major: an output removed, renamed or retyped (consumers must change); minor: an output added;
+# patch: a description or example changed. 1.1.0: rooflineTokensPerSecond, efficiency, costPerMillionTokens.
+CONTRACT_VERSION = "1.1.0"
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One output of the contract."""
+
+    name: str  # the exported name (camelCase)
+    json_type: str  # the JSON shape consumers read, as the README shows it
+    python_type: type  # the Python type of the resolved value: str, float, list or dict
+    secret: bool  # exported as a secret: read it with `--show-secrets` or `require_output`
+    description: str
+    example: str
+    attribute: str | None  # the StackOutputs field it comes from; None for contractVersion
+    optional: bool = False  # exported only when the setting it needs is set: absent (not null) otherwise
+
+
+CONTRACT_OUTPUTS: tuple[OutputSpec, ...] = (
+    OutputSpec("endpoint", "string", str, False,
+               "OpenAI-compatible base URL of the service (HTTPS, its certificate signed by `caCertificate`)",
+               "https://51.142.202.62:8000/v1", "endpoint"),
+    OutputSpec("servedModel", "string", str, False, "model name to send in requests",
+               "Qwen/Qwen2.5-14B-Instruct", "served_model"),
+    OutputSpec("apiKey", "string", str, True, "bearer token, required on every path but `/health`",
+               "`pulumi stack output apiKey --show-secrets`", "api_key"),
+    OutputSpec("caCertificate", "string", str, False,
+               "PEM of the CA certificate that signs the endpoint's TLS certificate: trust it to verify `endpoint`",
+               "`-----BEGIN CERTIFICATE-----\\nMIIB...\\n-----END CERTIFICATE-----\\n`", "ca_certificate"),
+    OutputSpec("publicIp", "string", str, False, "public IP of the node that serves the API (the Ray head)",
+               "51.142.202.62", "public_ip"),
+    OutputSpec("sshCommand", "string", str, False, "SSH command for that node",
+               "ssh -i ~/.ssh/qwen-uksouth.pem azureuser@51.142.202.62", "ssh_command"),
+    OutputSpec("nodes", "list of `{name, publicIp, privateIp, gpus}`", list, False,
+               "every machine of the stack; `gpus` as nvidia-smi reports them (`index`, `name`, `memoryMiB`, `driver`), "
+               "empty for the downloader",
+               '[{"name": "vm-qwen-nc48", "publicIp": "51.142.202.62", "privateIp": "10.10.1.4", "gpus": [{"index": 0, '
+               '"name": "NVIDIA A100 80GB PCIe", "memoryMiB": 81920, "driver": "570.172.08"}, ...]}]', "nodes"),
+    OutputSpec("tokensPerSecond", "number", float, False,
+               "`output_throughput` of the seed scenario (10,000 tokens in, 800 out, 1 request, concurrency 1, "
+               "temperature 0, EOS ignored, after a warm-up): the figure to compare with the seed's 16.61",
+               "64.45", "tokens_per_second"),
+    OutputSpec("benchmark", "map: scenario name -> metrics", dict, False,
+               "every scenario's metrics: `duration`, `completed`, token totals, `request_throughput`, "
+               "`output_throughput`, `total_token_throughput`, mean/median/p99 of `ttft`, `tpot`, `itl`, `e2el` in ms, "
+               "`max_concurrency`; the seed scenario first, then the sweep `sweep-256-in-256-out-c{1,8,32,64,128,192}`",
+               '{"seed-10k-in-800-out-c1": {"output_throughput": 64.45, "median_ttft_ms": 718.2, ...}, ...}', "benchmark"),
+    OutputSpec("rooflineTokensPerSecond", "number", float, False,
+               "the seed scenario's batch-1 limit on this stack's model, layout, weight and KV cache formats and GPUs "
+               "(README: Performance model)", "119.37", "roofline_tokens_per_second"),
+    OutputSpec("efficiency", "number", float, False,
+               "`tokensPerSecond` / `rooflineTokensPerSecond`, a fraction to 0.001", "0.54", "efficiency"),
+    OutputSpec("costPerMillionTokens", "number, only when `qwen:cost.hourlyUsd` is set (absent otherwise)", float,
+               False, "USD per million output tokens at `tokensPerSecond` and your own hourly price", "15.52",
+               "cost_per_million_tokens", optional=True),
+    OutputSpec("contractVersion", "string (semver)", str, False,
+               "version of this contract: a new major means an output was removed, renamed or retyped",
+               CONTRACT_VERSION, None),
+)
+CONTRACT: dict[str, OutputSpec] = {spec.name: spec for spec in CONTRACT_OUTPUTS}
+OPTIONAL_OUTPUTS = frozenset(spec.name for spec in CONTRACT_OUTPUTS if spec.optional)
+
+# Exported besides the contract, only when the program generated the SSH key (not for consumers).
+SSH_PRIVATE_KEY_OUTPUT = "sshPrivateKey"
+
 
 @dataclass
 class StackOutputs:
+    """What a stack's composition hands to the contract; the fields are ``CONTRACT``'s attributes."""
+
     endpoint: pulumi.Input[str]
     served_model: pulumi.Input[str]
     api_key: pulumi.Input[str]
-    ca_certificate: pulumi.Input[str]
     public_ip: pulumi.Input[str]
     ssh_command: pulumi.Input[str]
     nodes: pulumi.Input[list]
     tokens_per_second: pulumi.Input[float]
     benchmark: pulumi.Input[dict]
+    ca_certificate: pulumi.Input[str]
     roofline_tokens_per_second: pulumi.Input[float]
     efficiency: pulumi.Input[float]
-    cost_per_million_tokens: Optional[pulumi.Input[float]] = None
-    generated_ssh_private_key: Optional[pulumi.Input[str]] = None
+    cost_per_million_tokens: pulumi.Input[float] | None = None  # None: no hourly price set, the output is left out
+    generated_ssh_private_key: pulumi.Input[str] | None = None
 
     def as_exports(self) -> dict[str, Any]:
-        exports = {
-            "endpoint": self.endpoint,
-            "servedModel": self.served_model,
-            "apiKey": pulumi.Output.secret(self.api_key),
-            "caCertificate": self.ca_certificate,
-            "publicIp": self.public_ip,
-            "sshCommand": self.ssh_command,
-            "nodes": self.nodes,
-            "tokensPerSecond": self.tokens_per_second,
-            "benchmark": self.benchmark,
-            "rooflineTokensPerSecond": self.roofline_tokens_per_second,
-            "efficiency": self.efficiency,
-            "costPerMillionTokens": self.cost_per_million_tokens,
-        }
-        assert list(exports) == list(CONTRACT), "StackOutputs.as_exports and CONTRACT disagree"
-        exports = {k: v for k, v in exports.items() if not (k in OPTIONAL_OUTPUTS and v is None)}
+        """Name -> value in the contract's order (secrets wrapped; an optional output without a value left
+        out), then sshPrivateKey when generated."""
+        exports: dict[str, Any] = {}
+        for spec in CONTRACT_OUTPUTS:
+            value = CONTRACT_VERSION if spec.attribute is None else getattr(self, spec.attribute)
+            if spec.optional and value is None:
+                continue
+            exports[spec.name] = pulumi.Output.secret(value) if spec.secret else value
         if self.generated_ssh_private_key is not None:
-            exports["sshPrivateKey"] = pulumi.Output.secret(self.generated_ssh_private_key)
+            exports[SSH_PRIVATE_KEY_OUTPUT] = pulumi.Output.secret(self.generated_ssh_private_key)
         return exports
 
 

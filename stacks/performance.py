@@ -4,13 +4,10 @@ efficiency, cost per million tokens and the per-scenario summary (stacks/outputs
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 from stacks.catalog import MODELS, Accelerator, GpuSize
 from stacks.sizing import SEED_REQUEST, Layout, advise_layouts, roofline
-
-if TYPE_CHECKING:  # settings imports this module
-    from stacks.settings import Settings
 
 SEED_SCENARIO = "seed-10k-in-800-out-c1"  # 10,000 in / 800 out, one request: seed 000's measurement
 SWEEP_CONCURRENCIES = (1, 8, 32, 64, 128, 192)  # seed 001's 256 in / 256 out shape, rising load
@@ -95,23 +92,21 @@ def performance_outputs(tokens_per_second: float, roofline_tokens_per_second: fl
     return outputs
 
 
-def layout_advice_message(settings: "Settings") -> str:
-    """What the preview and `up` print before any resource: the layouts of the configured model on 1 to
-    max(2, configured) machines of the configured size that hold the seed scenario's 10,800 tokens, with their
-    GPU counts and rooflines, this stack's own layout marked (stacks/sizing.py does the arithmetic)."""
-    machine, serving, current = settings.machine, settings.serving, settings.layout
-    node_counts = range(1, max(2, settings.gpu_nodes) + 1) if settings.cloud == "aliyun" else (1,)
+def layout_advice_message(model_id: str, machine: GpuSize, node_counts: Sequence[int], memory_utilization: float,
+                          current: Layout, current_nodes: int) -> str:
+    """What the preview and `up` print before any resource: the layouts of the model on `node_counts` machines of
+    one size that hold the seed scenario's 10,800 tokens, with their GPU counts and rooflines, the stack's own
+    layout (`current` on `current_nodes` machines) marked. stacks/sizing.py does the arithmetic."""
     kv_dtypes = ("auto", "fp8") if current.kv_cache_dtype == "fp8" else ("auto",)
-    advice = advise_layouts(MODELS[settings.model.id], machine, node_counts, serving.gpu_memory_utilization,
-                            kv_cache_dtypes=kv_dtypes)
-    lines = [f"layouts of {settings.model.id} that hold the seed scenario on {machine.gpus}x {machine.gpu_model} "
-             f"({machine.gpu_memory_gb:g} GB) per machine at gpuMemoryUtilization {serving.gpu_memory_utilization} "
+    advice = advise_layouts(MODELS[model_id], machine, node_counts, memory_utilization, kv_cache_dtypes=kv_dtypes)
+    lines = [f"layouts of {model_id} that hold the seed scenario on {machine.gpus}x {machine.gpu_model} "
+             f"({machine.gpu_memory_gb:g} GB) per machine at gpuMemoryUtilization {memory_utilization} "
              "(`python -m tools.layouts` for more):"]
-    for a in (a for a in advice if a.fits or (a.layout == current and a.nodes == settings.gpu_nodes)):
+    for a in (a for a in advice if a.fits or (a.layout == current and a.nodes == current_nodes)):
         layout = a.layout
         kv = "" if layout.kv_cache_dtype == "auto" else f", {layout.kv_cache_dtype} KV cache"
         kv += " (the published -AWQ checkpoint)" if layout.weight_dtype == "awq-int4" else ""
-        mark = "  <- this stack" if layout == current and a.nodes == settings.gpu_nodes else ""
+        mark = "  <- this stack" if layout == current and a.nodes == current_nodes else ""
         lines.append(f"  {layout.weight_dtype}{kv}, TP {layout.tensor_parallel_size} x PP "
                      f"{layout.pipeline_parallel_size}: {a.nodes} machine(s), {a.gpus} GPUs, "
                      f"{a.weight_gb_per_device:.1f} GB weights per GPU, {a.kv_tokens:,} KV tokens, roofline "

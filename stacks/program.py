@@ -18,8 +18,16 @@ def build(settings: Settings) -> StackOutputs:
     return importlib.import_module(BUILDERS[settings.cloud]).build(settings)
 
 
+def log_layout_advice(settings: Settings) -> None:
+    """Print the layouts that fit the configured model and machine size (1 or 2 machines on Aliyun, the one VM
+    on Azure), this stack's marked: in preview too, before any resource."""
+    node_counts = range(1, max(2, settings.gpu_nodes) + 1) if settings.cloud == "aliyun" else (1,)
+    pulumi.log.info(layout_advice_message(settings.model.id, settings.machine, node_counts,
+                                          settings.serving.gpu_memory_utilization, settings.layout, settings.gpu_nodes))
+
+
 def main() -> None:
     # Settings are validated completely before the first resource is registered.
     settings = load_settings()
-    pulumi.log.info(layout_advice_message(settings))
+    log_layout_advice(settings)
     export_outputs(build(settings))

@@ -313,3 +313,12 @@ def run_stack(stack: str, monkeypatch, mocks: Optional[CloudMocks] = None, previ
     run = run_pulumi(_program, stack=stack, config=stack_config(stack, **overrides), mocks=mocks, preview=preview)
     run.exported = list(exports)
     return run
+
+
+def contract_outputs(ssh_key_generated: bool, priced: bool = False) -> list[str]:
+    """The names a stack must export, in order: the contract (its optional outputs only when `priced`, i.e.
+    qwen:cost.hourlyUsd is set), then sshPrivateKey when generated."""
+    from stacks.outputs import CONTRACT, SSH_PRIVATE_KEY_OUTPUT
+
+    names = [name for name, spec in CONTRACT.items() if priced or not spec.optional]
+    return names + [SSH_PRIVATE_KEY_OUTPUT] if ssh_key_generated else names

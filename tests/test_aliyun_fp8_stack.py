@@ -5,8 +5,7 @@ import json
 
 import pytest
 
-from stacks.outputs import CONTRACT
-from tests.harness import fixture, run_stack, step_env
+from tests.harness import contract_outputs, fixture, run_stack, step_env
 
 HOURLY_USD = 3.90  # a test figure for one gn8is-2x.8xlarge, the downloader and the NAS
 
@@ -36,7 +35,7 @@ def test_vllm_serves_fp8_with_tensor_parallel_2(run):
 
 def test_outputs_by_hand(run):
     o = run.outputs
-    assert list(o) == [*CONTRACT, "sshPrivateKey"]  # the hourly price is set: every output
+    assert list(o) == contract_outputs(ssh_key_generated=True, priced=True)  # the hourly price is set: every output
     seed = json.loads(fixture("bench/aliyun-l20-fp8/seed-10k-in-800-out-c1.json"))
     # 800 tokens in 49.4320354 s (4.30 s prefill + 799 steps of 56.48 ms) = 16.18383693 tok/s
     assert o["tokensPerSecond"] == seed["output_throughput"] == 16.18383693

@@ -6,8 +6,7 @@ import subprocess
 import pytest
 import yaml
 
-from stacks.outputs import CONTRACT, OPTIONAL_OUTPUTS
-from tests.harness import ROOT, TEST_CIDR, fixture, run_stack, step_env
+from tests.harness import ROOT, TEST_CIDR, contract_outputs, fixture, run_stack, step_env
 
 NAS_DOMAIN = "0a1b2c3d4e-abc12.cn-hangzhou.nas.aliyuncs.com"
 
@@ -120,7 +119,7 @@ def test_serving_layout(run):
 
 def test_outputs_contract(run):
     o = run.outputs
-    assert list(o) == [*(n for n in CONTRACT if n not in OPTIONAL_OUTPUTS), "sshPrivateKey"]  # no hourly price set
+    assert list(o) == contract_outputs(ssh_key_generated=True)
     head = instances(run)["qwen-l20-gpu-0"]
     assert o["servedModel"] == "qwen2.5-72b-instruct"
     assert o["endpoint"] == f"https://{o['publicIp']}:8000/v1"

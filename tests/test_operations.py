@@ -167,14 +167,15 @@ def test_ci_installs_python3_venv_when_venv_cannot_work(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     calls = tmp_path / "calls"
-    stand_ins = {"cloud-init": "", "shellcheck": "", "jq": "",
+    stand_ins = {"cloud-init": "", "shellcheck": "", "jq": "", "nginx": "", "curl": "", "openssl": "",
                  "python3": '[ "$*" != "-c import ensurepip" ] || exit 1',
                  "apt-get": f'echo "apt-get $*" >>{calls}', "sudo": '"$@"', "id": "echo 0"}
     for tool, body in stand_ins.items():
         (bin_dir / tool).write_text(f"#!/usr/bin/env bash\n{body}\n")
         (bin_dir / tool).chmod(0o755)
     script = (ROOT / ".ci" / "run").read_text()
-    install_part = script[:script.index("\npython3 -m venv venv")].replace('cd "$(dirname "$0")/.."', "")
+    install_part = (script[:script.index("\ninstall_actionlint()")].replace('cd "$(dirname "$0")/.."', "")
+                    + "\ninstall_debian_packages\n")
     ran = subprocess.run(["bash", "-c", install_part], capture_output=True, text=True,
                          env={**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin"})
     assert ran.returncode == 0, ran.stderr

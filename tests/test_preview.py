@@ -4,8 +4,7 @@ reads what a host would answer, so it works while a Spot VM is evicted."""
 import pytest
 
 import components.parsers as parsers
-from stacks.outputs import CONTRACT, OPTIONAL_OUTPUTS
-from tests.harness import PreviewMocks, run_stack
+from tests.harness import PreviewMocks, contract_outputs, run_stack
 
 
 @pytest.mark.parametrize("stack", ["uksouth", "aliyun-l20"])
@@ -27,5 +26,5 @@ def test_preview_registers_everything_without_host_output(stack, monkeypatch):
     assert any(name.startswith("bench-seed-") for name in commands)
     assert {"vllm-serve", "vllm-health", "ray-head", "ray-gpus"} <= set(commands)
     # every contract output is registered, their values simply unknown until `up`
-    assert set(CONTRACT) - OPTIONAL_OUTPUTS <= set(run.exported)
+    assert run.exported == contract_outputs(ssh_key_generated=True)
     assert run.outputs == {}  # nothing resolvable: preview saw no host

@@ -6,8 +6,8 @@ import json
 import pytest
 import yaml
 
-from stacks.outputs import CONTRACT, OPTIONAL_OUTPUTS
-from tests.harness import ROOT, TEST_CIDR, fixture, run_stack
+from stacks.outputs import CONTRACT
+from tests.harness import ROOT, TEST_CIDR, contract_outputs, fixture, run_stack
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +171,7 @@ def test_benchmark_scenarios(run):
 
 
 def test_outputs_contract(run):
-    assert list(run.outputs) == [*(n for n in CONTRACT if n not in OPTIONAL_OUTPUTS), "sshPrivateKey"]
+    assert list(run.outputs) == contract_outputs(ssh_key_generated=True)
     o = run.outputs
     assert o["endpoint"] == "https://51.142.202.62:8000/v1"
     assert o["servedModel"] == "Qwen/Qwen2.5-14B-Instruct"
@@ -195,7 +195,7 @@ def test_given_ssh_key_is_used_and_not_exported(monkeypatch):
     assert sorted(r.name for r in run.of_type("tls:index/privateKey:PrivateKey")) == ["proxy-ca-key", "proxy-server-key"]
     vm = run.one("azure-native:compute:VirtualMachine")
     assert vm.inputs["osProfile"]["linuxConfiguration"]["ssh"]["publicKeys"][0]["keyData"] == key
-    assert list(run.outputs) == [n for n in CONTRACT if n not in OPTIONAL_OUTPUTS]
+    assert list(run.outputs) == contract_outputs(ssh_key_generated=False)
 
 
 def test_run_id_re_runs_only_the_benchmarks(monkeypatch):

@@ -1,1 +1,2 @@
-"""Command-line tools that run on the operator's machine: layout advice and benchmark reports."""
+"""Commands run as `python -m tools.<name>` on the operator's or developer's machine: layout advice,
+benchmark reports, the outputs contract table."""

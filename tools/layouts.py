@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from stacks.catalog import BYTES_PER_KV_ELEMENT, MACHINES, MODELS
 from stacks.sizing import SEED_REQUEST, LayoutAdvice, RequestShape, advise_layouts
@@ -58,14 +58,16 @@ def _csv_ints(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part.strip()]
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.layouts", description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, choices=sorted(MODELS), help="model id from stacks/catalog.py")
     parser.add_argument("--machine", required=True, choices=sorted(MACHINES), help="machine size from stacks/catalog.py")
     parser.add_argument("--nodes", type=_csv_ints, default=[1, 2], help="node counts to consider, e.g. 1,2,4 (default 1,2)")
     parser.add_argument("--memory-utilization", type=float, default=0.9, help="vLLM --gpu-memory-utilization (default 0.9)")
-    parser.add_argument("--input-tokens", type=int, default=SEED_REQUEST.input_tokens, help="prompt tokens of the roofline request")
-    parser.add_argument("--output-tokens", type=int, default=SEED_REQUEST.output_tokens, help="generated tokens of the roofline request")
+    parser.add_argument("--input-tokens", type=int, default=SEED_REQUEST.input_tokens,
+                        help="prompt tokens of the roofline request")
+    parser.add_argument("--output-tokens", type=int, default=SEED_REQUEST.output_tokens,
+                        help="generated tokens of the roofline request")
     parser.add_argument("--min-context", type=int, default=None,
                         help="KV tokens a layout must hold to fit (default: input + output tokens)")
     parser.add_argument("--kv-cache-dtype", default="auto", help="comma list of KV cache dtypes: auto,fp8 (default auto)")

@@ -13,9 +13,10 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 import matplotlib
 
@@ -34,10 +35,10 @@ class Report:
     """What the chart and the table show, read from `pulumi stack output --json`."""
 
     served_model: str
-    tokens_per_second: Optional[float]
-    roofline_tokens_per_second: Optional[float]
-    efficiency: Optional[float]
-    cost_per_million_tokens: Optional[float]
+    tokens_per_second: float | None
+    roofline_tokens_per_second: float | None
+    efficiency: float | None
+    cost_per_million_tokens: float | None
     scenarios: dict[str, Mapping[str, Any]]  # name -> metrics, seed first, then the sweep by concurrency
 
     @property
@@ -141,16 +142,16 @@ def markdown(report: Report) -> str:
     header = ["scenario", "concurrency", "completed", "output tok/s", "total tok/s",
               "TTFT ms mean / p99", "TPOT ms mean / p99", "ITL ms mean / p99"]
     # The hourly price is cost x seed tokens/s; a scenario's cost is that price over its own tokens/s.
-    priced = report.cost_per_million_tokens is not None and report.tokens_per_second
-    if priced:
+    price, tokens_per_second = report.cost_per_million_tokens, report.tokens_per_second
+    if price is not None and tokens_per_second:
         header.append("USD / M output tokens")
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, m in report.scenarios.items():
         row = [f"`{name}`", str(concurrency(name, m)), str(m.get("completed", "-")),
                _tokens_per_second(m, "output_throughput"), _tokens_per_second(m, "total_token_throughput"),
                _ms(m, "ttft"), _ms(m, "tpot"), _ms(m, "itl")]
-        if priced:
-            cost = float(report.cost_per_million_tokens) * float(report.tokens_per_second) / float(m["output_throughput"])
+        if price is not None and tokens_per_second:
+            cost = price * float(tokens_per_second) / float(m["output_throughput"])
             row.append(f"{cost:.2f}")
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
@@ -167,7 +168,7 @@ def write_report(outputs: Mapping[str, Any], out_dir: Path) -> tuple[Path, Path]
     return png, md
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.report", description=__doc__.splitlines()[0])
     parser.add_argument("stack_output", help="saved `pulumi stack output --json`, or - for stdin")
     parser.add_argument("--out", required=True, type=Path, help="directory for benchmark.png and benchmark.md")
