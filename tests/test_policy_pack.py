@@ -74,9 +74,9 @@ class Diagnostic:
 
 @pytest.fixture(scope="module")
 def configured() -> dict[str, list[Registered]]:
-    """Both stacks as their stack files configure them, registered once for this module."""
+    """Every cloud stack as its stack file configures it, registered once for this module."""
     with pytest.MonkeyPatch.context() as mp:
-        return {stack: registered(stack, mp) for stack in ("uksouth", "aliyun-l20")}
+        return {stack: registered(stack, mp) for stack in ("uksouth", "aliyun-l20", "aliyun-l20-fp8")}
 
 
 def analyze(analyzer: analyzer_pb2_grpc.AnalyzerStub, resources: list[Registered]) -> list[Diagnostic]:
@@ -101,7 +101,7 @@ def test_pack_describes_its_mandatory_rules(analyzer):
         "os-disk-fits-weights-and-image": MANDATORY}
 
 
-@pytest.mark.parametrize("stack", ["uksouth", "aliyun-l20"])
+@pytest.mark.parametrize("stack", ["uksouth", "aliyun-l20", "aliyun-l20-fp8"])
 def test_stacks_as_configured_pass(analyzer, stack, configured):
     resources = configured[stack]
     assert any(r.type == "command:remote:Command" for r in resources)

@@ -18,7 +18,7 @@ from tests.harness import ROOT
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 # The stacks that rent real clouds (other stack files, such as test tiers', are not previewed).
-STACKS = ["aliyun-l20", "uksouth"]
+STACKS = ["aliyun-l20", "aliyun-l20-fp8", "uksouth"]
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 
 
