@@ -1,5 +1,6 @@
 """Pure helpers for the stack outputs that explain a benchmark: the seed scenario's roofline,
-efficiency, cost per million tokens and the per-scenario summary (stacks/outputs.py exports them).
+efficiency, cost per million tokens and the per-scenario summary (stacks/outputs.py exports them),
+and the layout advice the program prints before any resource.
 """
 
 from __future__ import annotations
