@@ -136,3 +136,15 @@ def test_hourly_price_must_be_positive():
     raw = raw_settings("uksouth")
     raw["cost"] = {"hourlyUsd": 2.2}
     assert parse_settings("uksouth", raw).cost.hourly_usd == 2.2
+
+
+def test_layout_advice_says_where_an_fp8_kv_cache_cannot_run():
+    from stacks.catalog import MODELS
+    from stacks.sizing import advise_layouts
+
+    def notes(machine):
+        return {a.note for a in advise_layouts(MODELS["Qwen/Qwen2.5-14B-Instruct"], GPU_SIZES[machine], [1],
+                                                kv_cache_dtypes=("fp8",)) if a.layout.weight_dtype == "bf16"}
+    assert notes("Standard_NC48ads_A100_v4") == {"vLLM v0.11.0 cannot run an fp8 KV cache here (Triton compiles fp8 "
+                                                 "e4m3 for sm_89+ only)"}
+    assert notes("ecs.gn8is-2x.8xlarge") == {"--kv-cache-dtype fp8 switches sm89 to the Triton attention backend"}
