@@ -26,7 +26,7 @@ sys.exit(1 if sys.argv[1:2] == ["inspect"] else 0)
 """
 
 
-def run_vllm_start(tmp: Path) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
+def run_vllm_start(tmp: Path, extra_args: str = "") -> tuple[subprocess.CompletedProcess, list[list[str]]]:
     require("jq")
     bin_dir = tmp / "bin"
     bin_dir.mkdir()
@@ -46,7 +46,7 @@ def run_vllm_start(tmp: Path) -> tuple[subprocess.CompletedProcess, list[list[st
            "IMAGE": "vllm/vllm-openai:v0.11.0", "MODEL_ROOT": str(tmp / "models"), "MODEL_DIR": str(model_dir),
            "MODEL_REVISION": "main", "SERVED_NAME": "org/M", "PORT": str(VLLM_LOCAL_PORT), "TP": "2", "PP": "1",
            "MAX_MODEL_LEN": "32768", "GPU_MEMORY_UTILIZATION": "0.9", "NODE_IP": "10.10.1.4", "RAY_PORT": "6379",
-           "PRIVATE_INTERFACE": "eth0", "EXTRA_ARGS": "", "MODEL_WAIT_TIMEOUT": "60"}
+           "PRIVATE_INTERFACE": "eth0", "EXTRA_ARGS": extra_args, "MODEL_WAIT_TIMEOUT": "60"}
     result = subprocess.run(["bash", "-c", script], input=API_KEY + "\n", env=env, capture_output=True, text=True)
     return result, [json.loads(line) for line in calls.read_text().splitlines()]
 
