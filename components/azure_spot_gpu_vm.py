@@ -26,6 +26,8 @@ class AzureSpotGpuVmArgs:
     os_disk_size_gb / os_disk_type: the OS disk (it keeps the weights across evictions).
     admin_username, ssh_public_key, ssh_private_key (secret): login, key only.
     spot_max_price: -1 pays up to the on-demand price. eviction_policy: Deallocate keeps the disk.
+    priority: Spot, or Regular (on-demand: no eviction, no max price); zone: an availability zone or
+    None (regional). A change of either replaces the VM.
     image: {publisher, offer, sku, version}. allowed_cidrs / inbound_ports: who may reach which TCP
     ports from outside the VNet (nothing else is open). custom_data: the #cloud-config document.
     driver_type_handler_version / driver_settings: the NvidiaGpuDriverLinux extension."""
@@ -55,6 +57,8 @@ class AzureSpotGpuVmArgs:
     driver_settings: Mapping[str, object]
     spot_max_price: float = -1
     eviction_policy: str = "Deallocate"
+    priority: str = "Spot"
+    zone: Optional[str] = None
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -130,7 +134,11 @@ class AzureSpotGpuVm(pulumi.ComponentResource):
         self.vm = compute.VirtualMachine(
             f"{name}-vm", vm_name=args.vm_name, resource_group_name=rg_name, location=args.location,
             hardware_profile={"vm_size": args.vm_size},
-            priority="Spot", eviction_policy=args.eviction_policy, billing_profile={"max_price": args.spot_max_price},
+            priority=args.priority,
+            # Eviction terms exist for Spot only; Azure refuses them on a Regular VM.
+            eviction_policy=args.eviction_policy if args.priority == "Spot" else None,
+            billing_profile={"max_price": args.spot_max_price} if args.priority == "Spot" else None,
+            zones=[args.zone] if args.zone else None,
             storage_profile={
                 "image_reference": dict(args.image),
                 "os_disk": {
@@ -165,7 +173,10 @@ class AzureSpotGpuVm(pulumi.ComponentResource):
                 delete_before_replace=True,
                 # Azure refuses in-place changes of these; replace the VM instead.
                 replace_on_changes=["storageProfile.imageReference", "osProfile.adminUsername",
-                                    "osProfile.linuxConfiguration", "securityProfile"],
+                                    "osProfile.linuxConfiguration", "securityProfile",
+                                    # a new placement (issue 11): Azure cannot change priority or zone in
+                                    # place, and a resize across GPU families needs a deallocated VM
+                                    "priority", "zones", "hardwareProfile.vmSize"],
                 # GET VM never returns customData, so after a refresh it would look changed and
                 # replace the VM: ignore it, and replace on a change of its hash instead.
                 ignore_changes=["osProfile.customData"],

@@ -30,6 +30,7 @@ def build(settings: Settings) -> StackOutputs:
         custom_data=custom_data, image=az.image,
         driver_type_handler_version=az.nvidia_driver.type_handler_version, driver_settings=az.nvidia_driver.settings,
         spot_max_price=az.spot_max_price, eviction_policy=az.eviction_policy, tags={"stack": settings.stack},
+        priority=az.priority, zone=az.zone,  # the preflight's placement (issue 11)
     ))
     serving = serve_and_measure(settings, [vm.host], MODEL_ROOT, model_dir, prefetch_model=True)
     performance = seed_performance(settings, serving.benchmark.tokens_per_second)

@@ -78,6 +78,9 @@ OPTIONAL_OUTPUTS = frozenset(spec.name for spec in CONTRACT_OUTPUTS if spec.opti
 
 # Exported besides the contract, only when the program generated the SSH key (not for consumers).
 SSH_PRIVATE_KEY_OUTPUT = "sshPrivateKey"
+# Exported besides the contract by Azure stacks: where the preflight placed the VM and why the candidates
+# before it were skipped (issue 11).
+PLACEMENT_OUTPUT = "placement"
 
 
 @dataclass
@@ -97,10 +100,11 @@ class StackOutputs:
     efficiency: pulumi.Input[float]
     cost_per_million_tokens: pulumi.Input[float] | None = None  # None: no hourly price set, the output is left out
     generated_ssh_private_key: pulumi.Input[str] | None = None
+    placement: dict[str, Any] | None = None  # Azure: the preflight's placement (PLACEMENT_OUTPUT)
 
     def as_exports(self) -> dict[str, Any]:
         """Name -> value in the contract's order (secrets wrapped; an optional output without a value left
-        out), then sshPrivateKey when generated."""
+        out), then sshPrivateKey when generated and placement on Azure."""
         exports: dict[str, Any] = {}
         for spec in CONTRACT_OUTPUTS:
             value = CONTRACT_VERSION if spec.attribute is None else getattr(self, spec.attribute)
@@ -109,6 +113,8 @@ class StackOutputs:
             exports[spec.name] = pulumi.Output.secret(value) if spec.secret else value
         if self.generated_ssh_private_key is not None:
             exports[SSH_PRIVATE_KEY_OUTPUT] = pulumi.Output.secret(self.generated_ssh_private_key)
+        if self.placement is not None:
+            exports[PLACEMENT_OUTPUT] = self.placement
         return exports
 
 

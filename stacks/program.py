@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 
 import pulumi
 
+from stacks import preflight
 from stacks.outputs import StackOutputs, export_outputs
 from stacks.performance import layout_advice_message
 from stacks.settings import Settings, load_settings
@@ -27,7 +29,9 @@ def log_layout_advice(settings: Settings) -> None:
 
 
 def main() -> None:
-    # Settings are validated completely before the first resource is registered.
-    settings = load_settings()
+    # Settings are validated completely before the first resource is registered; then the preflight
+    # asks the cloud whether it can take them (and places the Azure VM), still before any resource, and the
+    # layouts that fit are printed.
+    settings, placement = preflight.run(load_settings())
     log_layout_advice(settings)
-    export_outputs(build(settings))
+    export_outputs(dataclasses.replace(build(settings), placement=placement))

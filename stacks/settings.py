@@ -191,6 +191,10 @@ Text = Annotated[str, BeforeValidator(_number_as_text)]
 AzureName = Annotated[str, _matches(AZURE_NAME, f"'{{v}}' is not a valid name: {AZURE_NAME_RULE}")]
 GpuSizeName = Annotated[str, _one_of(GPU_SIZES, "'{v}' is not in the GPU size catalog (known: {known}); "
                                                 "add it to stacks/catalog.py")]
+AzureRegion = Annotated[str, _one_of(AZURE_REGIONS, "'{v}' is not an Azure region name such as uksouth "
+                                                    "(`az account list-locations --query \"[].name\"`)")]
+AzurePriority = Literal["Spot", "Regular"]
+AzureZone = Annotated[Text, _matches(r"[1-9]", "'{v}' is not an availability zone such as \"1\"; or unset it")]
 
 
 def _without_nulls(data: Any) -> Any:
@@ -341,7 +345,9 @@ class ServingSettings(_Section):
                                if v == VLLM_LOCAL_PORT else None)] = setting(
         8000, "API port, where the TLS proxy listens; ports below 1024, Ray's ports (6379, 8265, 10001, 52365, "
         "10002-19999) and vLLM's own port 8001 (on 127.0.0.1) are refused", ge=1024, le=65535)
-    tensor_parallel_size: int = setting(doc="must equal the GPUs per node", example=2, ge=1)
+    tensor_parallel_size: Optional[int] = setting(
+        None, "must equal the GPUs per node", shown="(required; with `qwen:azure.candidates`: each candidate's GPUs)",
+        ge=1)  # required, but checked with the GPUs it must equal (_check_layout), which name the fix
     pipeline_parallel_size: int = setting(1, "must equal the GPU nodes", ge=1)
     gpu_memory_utilization: float = setting(0.9, "vLLM's share of GPU memory", ge=0.1, le=0.98)
     private_interface: Annotated[str, _matches(r"[a-z0-9]{1,15}", "'{v}' is not a network interface name such as "
@@ -502,10 +508,35 @@ class NvidiaExtensionSettings(_Section):
         return {**extension, "driverVersion": self.driver_version} if self.driver_version else extension
 
 
+class AzureCandidate(_Section):
+    """One place the Azure VM may go (issue 11). A change of any field replaces the VM."""
+
+    location: AzureRegion = setting(doc="Azure region", example="uksouth")
+    vm_size: GpuSizeName = setting(doc="a GPU size in `stacks/catalog.py`", example="Standard_NC48ads_A100_v4")
+    priority: AzurePriority = setting("Spot", "`Spot` (evictable, low-priority quota) or `Regular` (on-demand)")
+    zone: Optional[AzureZone] = setting(None, "availability zone; unset lets Azure place the VM in the region",
+                                        shown="(none)")
+
+    def label(self) -> str:
+        zone = f" zone {self.zone}" if self.zone else ""
+        return f"{self.vm_size} {self.priority} in {self.location}{zone}"
+
+    def same_place(self, other: "AzureCandidate") -> bool:
+        """Azure compares locations and sizes without case; priorities are one of two words."""
+        return (self.location.lower() == other.location.lower() and self.vm_size.lower() == other.vm_size.lower()
+                and self.priority == other.priority and (self.zone or None) == (other.zone or None))
+
+    def as_output(self) -> dict:
+        return {"location": self.location, "vmSize": self.vm_size, "priority": self.priority, "zone": self.zone}
+
+
+# The VM's place: these four keys, or a list of candidates for the preflight to choose from.
+PLACE_KEYS = ("location", "vmSize", "priority", "zone")
+
+
 class AzureSettings(_Section):
-    location: Annotated[str, _one_of(AZURE_REGIONS, "'{v}' is not an Azure region name such as uksouth "
-                                                    "(`az account list-locations --query \"[].name\"`)")] = setting(
-        doc="Azure region", example="uksouth")
+    location: Optional[AzureRegion] = setting(None, "Azure region", example="uksouth",
+                                              shown="(required unless `candidates`)")
     resource_group_name: AzureName = setting(doc="resource group", example="rg-qwen-uksouth")
     vnet_name: AzureName = setting(doc="virtual network", example="vnet-qwen")
     vnet_cidr: Cidr = setting(doc="its range", example="10.10.0.0/16")
@@ -517,7 +548,16 @@ class AzureSettings(_Section):
     vm_name: Annotated[str, _matches(r"[a-z0-9][a-z0-9-]{0,62}[a-z0-9]", "'{v}' is not a valid name: 1-64 lowercase "
                                      "letters, digits and '-' (it is also the Linux host name)")] = setting(
         doc="the VM", example="vm-qwen-nc48")
-    vm_size: GpuSizeName = setting(doc="a GPU size in `stacks/catalog.py`", example="Standard_NC48ads_A100_v4")
+    vm_size: Optional[GpuSizeName] = setting(None, "a GPU size in `stacks/catalog.py`",
+                                             example="Standard_NC48ads_A100_v4", shown="(required unless `candidates`)")
+    priority: AzurePriority = setting("Spot", "`Spot` (evictable, low-priority quota) or `Regular` (on-demand, no "
+                                      "eviction; the Spot terms below are ignored)")
+    zone: Optional[AzureZone] = setting(None, "availability zone; unset lets Azure place the VM in the region",
+                                        shown="(none)")
+    candidates: tuple[AzureCandidate, ...] = setting(
+        (), "ordered `{location, vmSize, priority, zone}` places tried by the preflight; the first that passes is "
+        "used. Replaces `location`, `vmSize`, `priority` and `zone`; with it `qwen:serving.tensorParallelSize` may be "
+        "left unset (each candidate's GPUs)", shown="unset: the one place above")
     os_disk_size_gb: int = setting(1024, "OS disk, which keeps the weights across evictions", ge=64, le=4095)
     os_disk_type: Literal["Premium_LRS", "StandardSSD_LRS", "Standard_LRS", "Premium_ZRS", "StandardSSD_ZRS"] = setting(
         "Premium_LRS", "OS disk SKU")
@@ -539,15 +579,30 @@ class AzureSettings(_Section):
         problems = []
         if not subnet.subnet_of(vnet):
             problems.append(("subnetCidr", f"{subnet} is not inside vnetCidr {vnet}; pick a subnet range within the VNet"))
-        if "gen2" not in self.image.sku and "NC" in self.vm_size:
+        given = {type(self).model_fields[f].alias for f in self.model_fields_set}
+        if "candidates" in given and not self.candidates:
+            problems.append(("candidates", "is empty; list at least one {location, vmSize}, or remove it"))
+        if self.candidates:
+            problems += [(key, "is decided by qwen:azure.candidates; remove it (or remove candidates)")
+                         for key in PLACE_KEYS if key in given]
+            problems += [("candidates", f"{c.label()} is listed twice; remove the second entry")
+                         for i, c in enumerate(self.candidates) if any(c.same_place(d) for d in self.candidates[:i])]
+        elif "candidates" not in given:
+            for field in (type(self).model_fields[name] for name in ("location", "vm_size")):
+                if field.alias not in given:
+                    fix = _fix_command(f"azure.{field.alias}", field.json_schema_extra["example"], "<stack>")
+                    problems.append((field.alias, f"is required; set it with {fix}"))
+        sizes = [c.vm_size for c in self.candidates] or [self.vm_size or ""]
+        if "gen2" not in self.image.sku and any("NC" in size for size in sizes):
             problems.append(("image.sku", f"'{self.image.sku}' is not a Gen2 image; NC A100 v4 sizes boot Gen2 images "
                              "only (e.g. 22_04-lts-gen2)"))
         _report(problems)
         return self
 
     @property
-    def gpu(self) -> GpuSize:
-        return GPU_SIZES[self.vm_size]
+    def gpu(self) -> Optional[GpuSize]:
+        """The VM size's GPUs; None with candidates until the preflight has placed the VM."""
+        return GPU_SIZES[self.vm_size] if self.vm_size else None
 
 
 class NasSettings(_Section):
@@ -601,6 +656,11 @@ class AliyunSettings(_Section):
         return GPU_SIZES[self.gpu_instance_type]
 
 
+class PreflightSettings(_Section):
+    enabled: bool = setting(True, "`false` asks the cloud nothing before the first resource (air-gapped previews); "
+                            "the preview then warns that nothing was checked")
+
+
 class CostSettings(_Section):
     hourly_usd: Optional[float] = setting(
         None, "your own hourly price of the stack's machines in USD, for `costPerMillionTokens` (see Outputs); "
@@ -616,6 +676,9 @@ class Settings(_Section):
     benchmark: BenchmarkSettings = setting({})
     azure: Optional[AzureSettings] = setting(None)
     aliyun: Optional[AliyunSettings] = setting(None)
+    preflight: PreflightSettings = setting({})
+
+
     cost: CostSettings = setting({})
     _stack: str = PrivateAttr("")
 
@@ -625,8 +688,11 @@ class Settings(_Section):
 
     @property
     def machine(self) -> GpuSize:
-        """The size of the GPU machines (every GPU node of a stack has the same size)."""
+        """The size of the GPU machines (every GPU node of a stack has the same size); on Azure with
+        candidates, known once the preflight has placed the VM."""
         if self.cloud == "azure":
+            if self.azure.gpu is None:
+                raise ValueError("no VM size yet: qwen:azure.candidates are placed by the preflight")
             return self.azure.gpu
         if self.cloud == "aliyun":
             return self.aliyun.gpu
@@ -714,7 +780,9 @@ def _message(error: Mapping[str, Any], stack: str) -> list[str]:
 
 
 def _check_layout(settings: Settings) -> list[str]:
-    """Tensor parallel spans the GPUs of one node, pipeline parallel spans the nodes; the knobs suit the GPUs."""
+    """Tensor parallel spans the GPUs of one node, pipeline parallel spans the nodes, the model fits the GPUs in
+    its formats, and the knobs suit them. The Azure preflight applies it to each candidate
+    (stacks/preflight/azure.py:sized_for)."""
     serving, model, problems = settings.serving, settings.model, []
     if settings.cloud == "azure":
         size_key, size = "azure.vmSize", settings.azure.vm_size
@@ -722,8 +790,13 @@ def _check_layout(settings: Settings) -> list[str]:
         size_key, size = "aliyun.gpuInstanceType", settings.aliyun.gpu_instance_type
     else:
         raise ValueError(f"no layout rule for cloud {settings.cloud!r}")
-    gpu, nodes, accelerator = settings.machine, settings.gpu_nodes, settings.machine.accelerator
+    if size is None:
+        return []  # qwen:azure.candidates: no size until the preflight places the VM
+    gpu, nodes = settings.machine, settings.gpu_nodes
     tp, pp = serving.tensor_parallel_size, serving.pipeline_parallel_size
+    if tp is None:
+        return [f"{NAMESPACE}:serving.tensorParallelSize: is required; set it with "
+                f"{_fix_command('serving.tensorParallelSize', gpu.gpus, settings.stack)}"]
     if tp != gpu.gpus:
         problems.append(
             f"{NAMESPACE}:serving.tensorParallelSize: {tp} does not match the {gpu.gpus} GPU(s) per node of "
@@ -752,6 +825,12 @@ def _check_layout(settings: Settings) -> list[str]:
             f"runtime) but {gpu.gpu_memory_gb} GB x gpuMemoryUtilization {serving.gpu_memory_utilization} = "
             f"{budget:.1f} GB; lower maxModelLen, set serving.quantization or serving.kvCacheDtype to fp8, or use "
             "more or larger GPUs (`python -m tools.layouts` lists the layouts that fit)")
+    return problems
+
+
+def _check_scenarios(settings: Settings) -> list[str]:
+    """Every scenario fits the context, whatever the machine."""
+    model, problems = settings.model, []
     for i, s in enumerate(settings.benchmark.scenarios):
         if s.input_tokens + s.output_tokens > model.max_model_len:
             where = "scenarios" if s.name == SEED_SCENARIO else f"scenarios[{i - 1}]"
@@ -831,10 +910,10 @@ def parse_settings(stack: str, raw: Mapping[str, Any], secret_keys: frozenset[st
     except ValidationError as err:
         problems += [line for e in err.errors() for line in _message(e, stack)]
         raise SettingsError(stack, problems) from None
-    problems += _check_layout(settings) + _check_disk(settings)
+    settings._stack = stack
+    problems += _check_layout(settings) + _check_scenarios(settings) + _check_disk(settings)
     if problems:
         raise SettingsError(stack, problems)
-    settings._stack = stack
     return settings
 
 

@@ -299,12 +299,19 @@ def stack_config(stack: str, **overrides: Any) -> dict[str, str]:
 
 
 def run_stack(stack: str, monkeypatch, mocks: Optional[CloudMocks] = None, preview: bool = False,
-              **overrides: Any) -> Run:
-    """Run the real program (stacks.program.main) for a stack file, capturing pulumi.export."""
+              azure_client: Any = None, **overrides: Any) -> Run:
+    """Run the real program (stacks.program.main) for a stack file, capturing pulumi.export.
+    The Azure preflight asks `azure_client` (default: the recorded answers, where the stack fits)."""
     from stacks import program
+    from stacks.preflight import azure as preflight_azure
+    from tests.azure_fakes import TEST_SUBSCRIPTION, FakeComputeClient
 
     exports: dict = {}
     monkeypatch.setattr(pulumi, "export", lambda name, value: exports.__setitem__(name, value))
+    client = azure_client or FakeComputeClient()
+    monkeypatch.setattr(preflight_azure, "connect", lambda subscription: client)
+    monkeypatch.delenv("ARM_SUBSCRIPTION_ID", raising=False)
+    monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", TEST_SUBSCRIPTION)
 
     def _program():
         program.main()
@@ -315,10 +322,14 @@ def run_stack(stack: str, monkeypatch, mocks: Optional[CloudMocks] = None, previ
     return run
 
 
-def contract_outputs(ssh_key_generated: bool, priced: bool = False) -> list[str]:
+def contract_outputs(ssh_key_generated: bool, azure: bool = False, priced: bool = False) -> list[str]:
     """The names a stack must export, in order: the contract (its optional outputs only when `priced`, i.e.
-    qwen:cost.hourlyUsd is set), then sshPrivateKey when generated."""
-    from stacks.outputs import CONTRACT, SSH_PRIVATE_KEY_OUTPUT
+    qwen:cost.hourlyUsd is set), then sshPrivateKey when generated, then the preflight's placement on Azure."""
+    from stacks.outputs import CONTRACT, PLACEMENT_OUTPUT, SSH_PRIVATE_KEY_OUTPUT
 
     names = [name for name, spec in CONTRACT.items() if priced or not spec.optional]
-    return names + [SSH_PRIVATE_KEY_OUTPUT] if ssh_key_generated else names
+    if ssh_key_generated:
+        names.append(SSH_PRIVATE_KEY_OUTPUT)
+    if azure:
+        names.append(PLACEMENT_OUTPUT)
+    return names

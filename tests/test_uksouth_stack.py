@@ -171,8 +171,11 @@ def test_benchmark_scenarios(run):
 
 
 def test_outputs_contract(run):
-    assert list(run.outputs) == contract_outputs(ssh_key_generated=True)
+    assert list(run.outputs) == contract_outputs(ssh_key_generated=True, azure=True)
     o = run.outputs
+    assert o["placement"] == {
+        "location": "uksouth", "vmSize": "Standard_NC48ads_A100_v4", "priority": "Spot", "zone": None, "candidate": 0,
+        "tensorParallelSize": 2, "reason": "passed the preflight", "checked": True, "skipped": []}
     assert o["endpoint"] == "https://51.142.202.62:8000/v1"
     assert o["servedModel"] == "Qwen/Qwen2.5-14B-Instruct"
     assert o["publicIp"] == "51.142.202.62"
@@ -195,7 +198,7 @@ def test_given_ssh_key_is_used_and_not_exported(monkeypatch):
     assert sorted(r.name for r in run.of_type("tls:index/privateKey:PrivateKey")) == ["proxy-ca-key", "proxy-server-key"]
     vm = run.one("azure-native:compute:VirtualMachine")
     assert vm.inputs["osProfile"]["linuxConfiguration"]["ssh"]["publicKeys"][0]["keyData"] == key
-    assert list(run.outputs) == contract_outputs(ssh_key_generated=False)
+    assert list(run.outputs) == contract_outputs(ssh_key_generated=False, azure=True)
 
 
 def test_run_id_re_runs_only_the_benchmarks(monkeypatch):
