@@ -160,3 +160,23 @@ def test_vllm_start_passes_the_knobs_word_for_word(tmp_path):
     run = next(c for c in calls if c[:2] == ["run", "-d"])
     assert run[-len(args):] == list(args)  # after the managed flags, each one argument, the JSON unsplit
     assert json.loads(run[run.index("--speculative-config") + 1])["num_speculative_tokens"] == 6
+
+
+def test_an_azure_candidate_that_cannot_run_a_knob_is_skipped(monkeypatch):
+    import pulumi
+
+    from tests.test_preflight import NoAzure, candidate_overrides
+
+    logged: list[str] = []
+    monkeypatch.setattr(pulumi.log, "info", lambda message, *args, **kwargs: logged.append(message))
+    overrides = candidate_overrides([{"location": "uksouth", "vmSize": "Standard_NC48ads_A100_v4"},
+                                     {"location": "uksouth", "vmSize": "Standard_NC80adis_H100_v5"}])
+    overrides["serving"]["kvCacheDtype"] = "fp8"
+    run = run_stack("uksouth", monkeypatch, azure_client=NoAzure(), preflight={"enabled": False}, **overrides)
+    placement = run.outputs["placement"]
+    assert placement["vmSize"] == "Standard_NC80adis_H100_v5"
+    assert "qwen:serving.kvCacheDtype" in json.dumps(placement["skipped"])  # the A100 pair cannot hold an fp8 KV cache
+    advice = next(m for m in logged if m.startswith("layouts of "))
+    assert "on 2x H100 NVL (94 GB)" in advice and "fp8 KV cache, TP 2 x PP 1" in advice
+    # 14B bf16 TP 2 on 2x H100 NVL (3,900 GB/s each): 245.14 tok/s with a 16-bit KV cache, 253.27 with fp8
+    assert run.outputs["rooflineTokensPerSecond"] == 253.27
