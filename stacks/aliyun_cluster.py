@@ -15,6 +15,7 @@ from stacks.settings import Settings
 
 def build(settings: Settings) -> StackOutputs:
     ali = settings.aliyun
+    assert ali is not None, "settings put every Aliyun stack's qwen:aliyun section in place"
     model_root = ali.nas.mount_dir
     model_dir = f"{model_root}/{ali.nas.models_subdir}/{settings.model.dir_name}"
     key = SshKey("ssh", SshKeyArgs(settings.access.ssh_public_key, settings.access.ssh_private_key))

@@ -17,6 +17,7 @@ MODEL_ROOT = "/var/lib/qwen/models"
 
 def build(settings: Settings) -> StackOutputs:
     az = settings.azure
+    assert az is not None, "settings put every Azure stack's qwen:azure section in place"
     model_dir = f"{MODEL_ROOT}/{settings.model.dir_name}"
     key = SshKey("ssh", SshKeyArgs(settings.access.ssh_public_key, settings.access.ssh_private_key))
     custom_data = cloudinit.gpu_node(toolkit_repo=settings.serving.container_toolkit_repo)
