@@ -8,7 +8,6 @@ Nothing here reaches a network.
 from __future__ import annotations
 
 import json
-import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,6 +103,7 @@ class CloudMocks(pulumi.runtime.Mocks):
         }
         self.counter = 0
         self.invokes: list[tuple[str, dict]] = []
+        self.served_models: dict[str, list[str]] = {}  # host -> models its vLLM serves
 
     def _next_ip(self, prefix: str) -> str:
         self.counter += 1
@@ -165,8 +165,12 @@ class CloudMocks(pulumi.runtime.Mocks):
             return "\n".join(rows[:gpus])
         if step == "ray-wait-gpus":
             return fixture("ray_status_1node.txt" if env["EXPECTED_GPUS"] == "2" else "ray_status_2nodes.txt")
+        if step == "vllm-serve" and "SERVED_NAME" in env:
+            self.served_models[env["QWEN_HOST"]] = [env["SERVED_NAME"]]
         if step == "vllm-health":
-            return json.dumps({"models": [env["SERVED_NAME"]]})
+            # what the host's vLLM lists: the name the serve step started it with (not the health
+            # step's own SERVED_NAME, so a mismatch between the two steps shows)
+            return json.dumps({"models": self.served_models.get(env["QWEN_HOST"], [])})
         if step == "proxy-smoke":
             return json.dumps({"status": 200, "seconds": 0.412, "withoutKey": {
                 "/health": 200, "/v1/models": 401, "/v1/chat/completions": 401, "/invocations": 401, "/metrics": 401,
@@ -221,6 +225,7 @@ class Run:
     mocks: CloudMocks
     outputs: dict
     exported: list[str] = field(default_factory=list)  # names passed to pulumi.export, known or not
+    secret_outputs: set[str] = field(default_factory=set)  # exported names whose Output is secret
 
     @property
     def resources(self) -> list[Registration]:
@@ -319,6 +324,7 @@ def run_stack(stack: str, monkeypatch, mocks: Optional[CloudMocks] = None, previ
 
     run = run_pulumi(_program, stack=stack, config=stack_config(stack, **overrides), mocks=mocks, preview=preview)
     run.exported = list(exports)
+    run.secret_outputs = {name for name, value in exports.items() if is_secret(value)}
     return run
 
 
@@ -333,3 +339,9 @@ def contract_outputs(ssh_key_generated: bool, azure: bool = False, priced: bool 
     if azure:
         names.append(PLACEMENT_OUTPUT)
     return names
+
+
+def is_secret(value: Any) -> bool:
+    """Whether an exported value is a secret Output. Read after the program ran, when the Output's
+    state has resolved (the SDK keeps value and secret flag in one future, Output._data)."""
+    return isinstance(value, pulumi.Output) and value._data.done() and bool(value._data.result().is_secret)

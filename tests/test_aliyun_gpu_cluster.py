@@ -54,12 +54,17 @@ class Mocks(pulumi.runtime.Mocks):
         state = dict(args.inputs)
         rid = f"{args.name}-id"
         if args.typ == INSTANCE:
-            state.update(publicIp=f"47.0.0.{len(args.name)}", privateIp=f"10.0.0.{len(args.name)}")
+            # every instance its own addresses, so a host wired to another instance's IP shows
+            suffix = INSTANCE_ADDRESS_SUFFIX[args.name]
+            state.update(publicIp=f"47.0.0.{suffix}", privateIp=f"10.0.0.{suffix}")
         elif args.typ == "alicloud:nas/mountTarget:MountTarget":
             state["mountTargetDomain"] = DOMAIN
         elif args.typ == COMMAND:
             state.update(stdout=json.dumps(SUMMARY), stderr="")
         return rid, state
+
+
+INSTANCE_ADDRESS_SUFFIX = {"cluster-downloader": 5, "cluster-gpu-0": 10, "cluster-gpu-1": 11}
 
 
 class RecordingMonitor(MockMonitor):
@@ -283,7 +288,9 @@ def test_gpu_instances_depend_on_the_download_step_and_the_mount_target():
     assert [h.name for h in cluster.gpu_hosts] == ["qwen-gpu-0", "qwen-gpu-1"]
     assert all(h.user == "root" and h.gpu_count == 2 for h in cluster.gpu_hosts)
     assert cluster.downloader_host.gpu_count == 0
-    assert resolved["gpu_private"] == ["10.0.0.13", "10.0.0.13"]
+    assert resolved["gpu_private"] == ["10.0.0.10", "10.0.0.11"]
+    assert resolved["gpu_public"] == ["47.0.0.10", "47.0.0.11"]
+    assert resolved["downloader_public"] == "47.0.0.5"
 
 
 def test_download_step_waits_for_the_model_dir_with_the_timeout():

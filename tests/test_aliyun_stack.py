@@ -120,6 +120,7 @@ def test_serving_layout(run):
 def test_outputs_contract(run):
     o = run.outputs
     assert list(o) == contract_outputs(ssh_key_generated=True)
+    assert run.secret_outputs == {"apiKey", "sshPrivateKey"}
     head = instances(run)["qwen-l20-gpu-0"]
     assert o["servedModel"] == "qwen2.5-72b-instruct"
     assert o["endpoint"] == f"https://{o['publicIp']}:8000/v1"

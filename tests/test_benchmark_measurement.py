@@ -4,17 +4,13 @@ of `vllm bench serve` v0.11.0, and a failed scenario that leaves the service alo
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-from pathlib import Path
 
 import pytest
 
 from components.parsers import BENCHMARK_METRICS, parse_benchmark_result
 from components.remote import SCRIPTS_DIR
 from tests.harness import FIXTURES, run_stack
-from tests.test_cloudinit_and_scripts import FAKE_DOCKER_BENCH, require
 
 # The keys of the file `vllm bench serve --save-result --label L` writes in v0.11.0, in its order, for
 # the flags benchmark.sh passes (random dataset, no goodput, no ramp-up, no --metadata, no
@@ -63,56 +59,6 @@ def test_the_completeness_check_reads_only_real_keys():
     assert filters, "benchmark.sh checks its result with jq"
     used = {key for f in filters for key in re.findall(r"\.([a-z_]+)", f)}
     assert used and used <= set(V0_11_0_RESULT_KEYS), used - set(V0_11_0_RESULT_KEYS)
-
-
-def run_bench(tmp_path: Path, result: dict, fail_measured_run: bool = False) -> tuple[subprocess.CompletedProcess, list[str]]:
-    """benchmark.sh with a docker stand-in that records its calls and saves `result` as the result file."""
-    require("jq")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    result_file = tmp_path / "result.json"
-    result_file.write_text(json.dumps(result))
-    calls = tmp_path / "docker.calls"
-    docker = FAKE_DOCKER_BENCH.format(calls=calls, fixture=result_file)
-    if fail_measured_run:
-        docker = docker.replace('if [ -n "$name" ]; then', 'if [ -n "$name" ]; then\n  exit 1')
-    (bin_dir / "docker").write_text(docker)
-    (bin_dir / "docker").chmod(0o755)
-    script = (SCRIPTS_DIR / "common.sh").read_text() + (SCRIPTS_DIR / "benchmark.sh").read_text()
-    script = script.replace("/var/log/qwen", str(tmp_path / "log")).replace("/var/lib/qwen", str(tmp_path / "lib"))
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "QWEN_STEP": "benchmark-chat", "QWEN_HOST": "h",
-           "IMAGE": "vllm/vllm-openai:v0.11.0", "MODEL_ROOT": "/m", "MODEL_DIR": "/m/Q", "SERVED_NAME": "Q",
-           "PORT": "8000", "SCENARIO": "chat", "INPUT_LEN": "1024", "OUTPUT_LEN": "256",
-           "NUM_PROMPTS": str(result["num_prompts"]), "CONCURRENCY": "8", "WARMUPS": "2", "RUN_ID": "1",
-           "BENCH_TIMEOUT": "60"}
-    ran = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
-    return ran, calls.read_text().splitlines() if calls.exists() else []
-
-
-def chat_result(**changes) -> dict:
-    return {**json.loads((FIXTURES / "vllm_bench_chat.json").read_text()), **changes}
-
-
-def test_warm_up_and_measured_run_skip_the_readiness_probe(tmp_path):
-    ran, calls = run_bench(tmp_path, chat_result())
-    assert ran.returncode == 0, ran.stderr
-    assert len(calls) == 2
-    for call in calls:
-        assert " bench serve " in call and "--ready-check-timeout-sec 0 " in call, call
-
-
-def test_a_scenario_with_requests_not_completed_fails(tmp_path):
-    result = chat_result()
-    ran, _ = run_bench(tmp_path, chat_result(completed=result["num_prompts"] - 3))
-    assert ran.returncode == 1
-    assert f"scenario chat completed {result['num_prompts'] - 3} of {result['num_prompts']} requests" in ran.stderr
-
-
-def test_a_failed_scenario_leaves_vllm_alone(tmp_path):
-    ran, calls = run_bench(tmp_path, chat_result(), fail_measured_run=True)
-    assert ran.returncode == 1 and "vllm bench serve failed" in ran.stderr
-    touching_vllm = [c for c in calls if "qwen-vllm" in c]
-    assert touching_vllm == ["logs --tail 20 qwen-vllm"]  # only its log, for the failure message
 
 
 @pytest.mark.parametrize("stack", ["uksouth", "aliyun-l20"])

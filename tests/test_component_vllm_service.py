@@ -11,13 +11,22 @@ import pytest
 from components.ray_cluster import RAY_PORT
 from components.remote import GpuHost
 from components.vllm_service import VllmService, VllmServiceArgs
-from tests.harness import run_pulumi, step_env
+from tests.harness import CloudMocks, run_pulumi, step_env
 from tests.test_remote_step import required_env
 
 COMPONENT = "qwen:serving:VllmService"
 API_KEY = "s3cret-key"
 SERVED = "org/Some-Model-7B"
 EXTRA = ["--enable-prefix-caching", "--max-num-seqs 64", "--chat-template '/x y.jinja'"]
+
+
+class LoraHostMocks(CloudMocks):
+    """A head whose vLLM also lists a LoRA adapter under /v1/models: the health step prints both."""
+
+    def command_stdout(self, env):
+        if env["QWEN_STEP"] == "vllm-health":
+            return '{"models": ["%s", "sql-lora"]}' % SERVED
+        return super().command_stdout(env)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +48,7 @@ def run():
         return {"models": svc.models, "served_model": svc.served_model,
                 "fingerprint": svc.fingerprint, "start_create": svc.start.create, "start_urn": svc.start.urn, "ready_urn": svc.ready.urn}
 
-    result = run_pulumi(program)
+    result = run_pulumi(program, mocks=LoraHostMocks())
     result.captured = captured
     return result
 
@@ -104,8 +113,8 @@ def test_health_after_serve_and_triggered_by_it(run):
 
 def test_outputs(run):
     assert run.outputs["served_model"] == SERVED
-    # CloudMocks' health stdout is {"models": [SERVED_NAME]}: the list comes from the step's stdout
-    assert run.outputs["models"] == [SERVED]
+    # the list is the health step's stdout, not the configured name
+    assert run.outputs["models"] == [SERVED, "sql-lora"]
 
 
 def test_no_extra_args_is_an_empty_value():

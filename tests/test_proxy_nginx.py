@@ -338,3 +338,32 @@ def test_smoke_step_fails_when_vllm_listens_on_every_interface(proxy, tmp_path):
         exposed.shutdown()
     assert result.returncode == 1
     assert f"vLLM answers on {this_hosts_address()}:{exposed.server_address[1]}; it must listen on 127.0.0.1 only" in result.stderr
+
+
+def test_smoke_step_fails_when_the_proxy_lets_a_request_without_the_key_through(proxy, tmp_path):
+    """A second real nginx with the program's config minus its key checks (a proxy that forgot them)."""
+    nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin") or require("nginx")
+    conf_dir, run_dir, port = tmp_path / "open", tmp_path / "run", free_port()
+    conf_dir.mkdir()
+    run_dir.mkdir()
+    for name in ("server.crt", "server.key"):
+        shutil.copy(proxy["conf_dir"] / name, conf_dir / name)
+    shutil.copy(proxy["conf_dir"] / "api-key.map", conf_dir / "api-key.map")
+    user = None
+    if os.getuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        user = f"nobody {grp.getgrgid(nobody.pw_gid).gr_name}"
+    conf = nginx_config(port, proxy["upstream"].server_address[1], conf_dir=str(conf_dir), listen_address="127.0.0.1",
+                        run_dir=str(run_dir), user=user)
+    assert "if ($qwen_key_ok = 0)" in conf
+    (conf_dir / "nginx.conf").write_text(conf.replace("if ($qwen_key_ok = 0)", "if ($qwen_key_ok = 2)"))
+    process = subprocess.Popen([nginx, "-e", "stderr", "-c", str(conf_dir / "nginx.conf")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    secret_header(tmp_path)
+    try:
+        result = run_smoke({**proxy, "port": port}, tmp_path, proxy["upstream"].server_address[1], wait=10)
+    finally:
+        process.terminate()
+        process.wait(10)
+    assert result.returncode == 1
+    assert "ERROR: /v1/models answered HTTP 200 without the API key; expected 401" in result.stderr

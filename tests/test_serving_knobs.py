@@ -150,18 +150,6 @@ def test_layout_advice_says_where_an_fp8_kv_cache_cannot_run():
     assert notes("ecs.gn8is-2x.8xlarge") == {"--kv-cache-dtype fp8 switches sm89 to the Triton attention backend"}
 
 
-def test_vllm_start_passes_the_knobs_word_for_word(tmp_path):
-    from tests.test_api_key_out_of_docker_inspect import run_vllm_start
-
-    args = settings_with("aliyun-l20", quantization="fp8", speculativeDecoding=SPECULATIVE,
-                         enablePrefixCaching=False).serving.vllm_args
-    result, calls = run_vllm_start(tmp_path, extra_args="\n".join(args))  # as VllmService renders EXTRA_ARGS
-    assert result.returncode == 0, result.stderr
-    run = next(c for c in calls if c[:2] == ["run", "-d"])
-    assert run[-len(args):] == list(args)  # after the managed flags, each one argument, the JSON unsplit
-    assert json.loads(run[run.index("--speculative-config") + 1])["num_speculative_tokens"] == 6
-
-
 def test_an_azure_candidate_that_cannot_run_a_knob_is_skipped(monkeypatch):
     import pulumi
 

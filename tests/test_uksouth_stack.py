@@ -145,6 +145,8 @@ def test_secrets_never_in_plain_text(run):
     for cmd in run.commands().values():
         assert "kkkk" not in cmd.inputs["create"], cmd.name
     assert run.outputs["apiKey"] == "k" * 40
+    # exported as secrets: `pulumi stack output` hides them, state encrypts them
+    assert run.secret_outputs == {"apiKey", "sshPrivateKey"}
 
 
 def test_every_step_targets_the_vm_over_ssh_with_retries(run):
@@ -201,11 +203,22 @@ def test_given_ssh_key_is_used_and_not_exported(monkeypatch):
     assert list(run.outputs) == contract_outputs(ssh_key_generated=False, azure=True)
 
 
-def test_run_id_re_runs_only_the_benchmarks(monkeypatch):
-    run = run_stack("uksouth", monkeypatch, benchmark={"runId": "7"})
-    cmds = run.commands()
-    assert cmds["bench-seed-10k-in-800-out-c1"].inputs["triggers"][1] == "7"
-    assert "7" not in cmds["vllm-serve"].inputs.get("triggers", [])
+def test_run_id_re_runs_only_the_benchmarks(run, monkeypatch):
+    """A new runId changes every benchmark Command's triggers and nothing else of any resource."""
+    rerun = run_stack("uksouth", monkeypatch, benchmark={"runId": "7"})
+    before, after = run.commands(), rerun.commands()
+    assert set(before) == set(after)
+    benches = {name for name in after if name.startswith("bench-")}
+    assert len(benches) == 3
+    for name in after:
+        if name in benches:
+            assert before[name].inputs["triggers"] != after[name].inputs["triggers"], name
+            assert "7" in after[name].inputs["triggers"] and "7" not in before[name].inputs["triggers"], name
+        else:
+            assert before[name].inputs == after[name].inputs, name
+    others = lambda r: {x.name: x.inputs for x in r.resources  # noqa: E731
+                        if x.type not in ("command:remote:Command", "pulumi:pulumi:Stack")}
+    assert others(run) == others(rerun)
 
 
 def test_readme_documents_the_contract():

@@ -31,8 +31,11 @@ fi
 if [ "$RAY_ROLE" = head ]; then
   wait_until 300 "the Ray head to answer ray status" docker exec "$name" ray status
 else
-  # A worker that cannot reach the head exits and is restarted by docker: it must stay up.
+  # A worker that cannot reach the head exits and is restarted by docker: it must stay up. Docker
+  # reports a container between restarts as Running (and Restarting), so compare the restart count.
+  restarts=$(docker inspect -f '{{ .RestartCount }}' "$name")
   sleep 30
-  [ "$(docker inspect -f '{{ .State.Running }}' "$name")" = true ] || fail "the Ray worker container exited; it could not join the head at $HEAD_IP:$RAY_PORT"
+  [ "$(docker inspect -f '{{ .State.Status }} {{ .RestartCount }}' "$name")" = "running $restarts" ] ||
+    fail "the Ray worker container keeps exiting; it could not join the head at $HEAD_IP:$RAY_PORT"
 fi
 progress "Ray $RAY_ROLE up"

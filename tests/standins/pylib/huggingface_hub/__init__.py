@@ -1,0 +1,61 @@
+"""Hugging Face Hub client stand-in: the two calls hf_download.py makes, with the signatures of
+huggingface_hub 0.35 (keyword-only arguments after repo_id), answered from the stand-ins' hub state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import hub_state
+
+
+class RepositoryNotFoundError(Exception):
+    pass
+
+
+class RevisionNotFoundError(Exception):
+    pass
+
+
+@dataclass
+class RepoSibling:
+    rfilename: str
+    size: Optional[int] = None
+    blob_id: Optional[str] = None
+    lfs: Optional[dict] = None
+
+
+@dataclass
+class ModelInfo:
+    id: str
+    sha: Optional[str]
+    siblings: list
+
+
+def snapshot_download(repo_id: str, *, repo_type: Optional[str] = None, revision: Optional[str] = None,
+                      cache_dir=None, local_dir: Union[str, None] = None, library_name=None, library_version=None,
+                      user_agent=None, proxies=None, etag_timeout: float = 10, force_download: bool = False,
+                      token=None, local_files_only: bool = False, allow_patterns=None, ignore_patterns=None,
+                      max_workers: int = 8, tqdm_class=None, headers=None, endpoint=None,
+                      local_dir_use_symlinks="auto", resume_download=None) -> str:
+    if local_dir is None:
+        raise ValueError("the stand-in models downloads into local_dir only")
+    revision = revision or "main"
+    entry = hub_state.revision_of(repo_id, revision, RepositoryNotFoundError, RevisionNotFoundError)
+    hub_state.download("huggingface_hub", repo_id, revision, entry, local_dir)
+    return str(local_dir)
+
+
+class HfApi:
+    def __init__(self, endpoint: Optional[str] = None, token=None, library_name=None, library_version=None,
+                 user_agent=None, headers=None) -> None:
+        pass
+
+    def model_info(self, repo_id: str, *, revision: Optional[str] = None, timeout: Optional[float] = None,
+                   securityStatus: Optional[bool] = None, files_metadata: bool = False, expand=None,
+                   token=None) -> ModelInfo:
+        revision = revision or "main"
+        entry = hub_state.revision_of(repo_id, revision, RepositoryNotFoundError, RevisionNotFoundError)
+        siblings = [RepoSibling(rfilename=path, size=size if files_metadata else None)
+                    for path, size in sorted(entry["files"].items())]
+        return ModelInfo(id=repo_id, sha=entry.get("sha", "0" * 40), siblings=siblings)

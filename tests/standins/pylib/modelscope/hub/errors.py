@@ -1,0 +1,5 @@
+"""modelscope.hub.errors stand-in."""
+
+
+class NotExistError(Exception):
+    pass
