@@ -209,7 +209,7 @@ def test_run_id_re_runs_only_the_benchmarks(run, monkeypatch):
     before, after = run.commands(), rerun.commands()
     assert set(before) == set(after)
     benches = {name for name in after if name.startswith("bench-")}
-    assert len(benches) == 3
+    assert len(benches) == 7  # the seed scenario and the six sweep points
     for name in after:
         if name in benches:
             assert before[name].inputs["triggers"] != after[name].inputs["triggers"], name
