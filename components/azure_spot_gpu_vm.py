@@ -52,7 +52,7 @@ class AzureSpotGpuVmArgs:
     allowed_cidrs: Sequence[str]
     inbound_ports: Sequence[int]
     custom_data: str
-    image: Mapping[str, str]
+    image: compute.ImageReferenceArgsDict
     driver_type_handler_version: str
     driver_settings: Mapping[str, object]
     spot_max_price: float = -1
@@ -62,7 +62,7 @@ class AzureSpotGpuVmArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
-def security_rules(allowed_cidrs: Sequence[str], ports: Sequence[int]) -> list[dict]:
+def security_rules(allowed_cidrs: Sequence[str], ports: Sequence[int]) -> list[network.SecurityRuleArgsDict]:
     """Inbound allow rules, one per port, from the allowed CIDRs only. Azure's default rules deny
     everything else from the internet and allow the VNet, which is where Ray's ports stay."""
     if not allowed_cidrs:
@@ -140,12 +140,12 @@ class AzureSpotGpuVm(pulumi.ComponentResource):
             billing_profile={"max_price": args.spot_max_price} if args.priority == "Spot" else None,
             zones=[args.zone] if args.zone else None,
             storage_profile={
-                "image_reference": dict(args.image),
+                "image_reference": args.image,
                 "os_disk": {
                     "create_option": "FromImage",
                     "disk_size_gb": args.os_disk_size_gb,
                     "managed_disk": {"storage_account_type": args.os_disk_type},
-                    "caching": "ReadWrite",
+                    "caching": compute.CachingTypes.READ_WRITE,
                     "delete_option": "Delete",
                 },
             },
@@ -184,7 +184,7 @@ class AzureSpotGpuVm(pulumi.ComponentResource):
             ),
         )
         self.public_ip = public_ip.ip_address.apply(lambda ip: ip or "")
-        self.private_ip = nic.ip_configurations.apply(lambda cfgs: cfgs[0].private_ip_address if cfgs else "")
+        self.private_ip = nic.ip_configurations.apply(lambda cfgs: (cfgs[0].private_ip_address or "") if cfgs else "")
 
         boot_host = GpuHost(
             name=args.vm_name, public_ip=self.public_ip, private_ip=self.private_ip, user=args.admin_username,

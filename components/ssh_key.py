@@ -30,7 +30,7 @@ class SshKey(pulumi.ComponentResource):
     def __init__(self, name: str, args: SshKeyArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("qwen:access:SshKey", name, None, opts)
         self.generated = args.public_key is None
-        if self.generated:
+        if args.public_key is None:
             key = tls.PrivateKey(f"{name}-key", algorithm="RSA", rsa_bits=4096, opts=pulumi.ResourceOptions(parent=self))
             self.public_key = key.public_key_openssh.apply(lambda k: k.strip())
             self.private_key = pulumi.Output.secret(key.private_key_openssh)

@@ -183,8 +183,8 @@ class TlsProxy(pulumi.ComponentResource):
             stdin=pulumi.Output.all(args.api_key, server_key.private_key_pem).apply(lambda v: f"{v[0]}\n{v[1]}"),
             parent=self, depends_on=[args.service_ready],
         )
-        # Changes whenever the start command does (image, config, certificate).
-        start_fingerprint = self.start.create.apply(lambda create: hashlib.sha256(create.encode()).hexdigest()[:16])
+        # Changes whenever the start command does (image, config, certificate); remote_step always sets it.
+        start_fingerprint = self.start.create.apply(lambda create: hashlib.sha256((create or "").encode()).hexdigest()[:16])
         smoke_env = ProxySmokeEnv(PORT=str(args.port), PUBLIC_IP=args.head.public_ip, PRIVATE_IP=args.head.private_ip,
                                   UPSTREAM_PORT=str(args.upstream_port), CA_CERT=ca.cert_pem, SERVED_NAME=args.served_name)
         self.ready = remote_step(

@@ -18,6 +18,8 @@ MODEL_ROOT = "/var/lib/qwen/models"
 def build(settings: Settings) -> StackOutputs:
     az = settings.azure
     assert az is not None, "settings put every Azure stack's qwen:azure section in place"
+    assert az.location is not None and az.vm_size is not None and az.gpu is not None, \
+        "the preflight places the VM (location and vmSize) before the composition"
     model_dir = f"{MODEL_ROOT}/{settings.model.dir_name}"
     key = SshKey("ssh", SshKeyArgs(settings.access.ssh_public_key, settings.access.ssh_private_key))
     custom_data = cloudinit.gpu_node(toolkit_repo=settings.serving.container_toolkit_repo)
@@ -28,7 +30,8 @@ def build(settings: Settings) -> StackOutputs:
         vm_size=az.vm_size, gpu_count=az.gpu.gpus, os_disk_size_gb=az.os_disk_size_gb, os_disk_type=az.os_disk_type,
         admin_username=az.admin_username, ssh_public_key=key.public_key, ssh_private_key=key.private_key,
         allowed_cidrs=settings.access.allowed_cidrs, inbound_ports=[22, settings.serving.port],
-        custom_data=custom_data, image=az.image,
+        custom_data=custom_data,
+        image={"publisher": az.image.publisher, "offer": az.image.offer, "sku": az.image.sku, "version": az.image.version},
         driver_type_handler_version=az.nvidia_driver.type_handler_version, driver_settings=az.nvidia_driver.settings,
         spot_max_price=az.spot_max_price, eviction_policy=az.eviction_policy, tags={"stack": settings.stack},
         priority=az.priority, zone=az.zone,  # the preflight's placement (issue 11)

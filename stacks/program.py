@@ -17,7 +17,8 @@ BUILDERS = {"azure": "stacks.azure_spot", "aliyun": "stacks.aliyun_cluster"}
 
 
 def build(settings: Settings) -> StackOutputs:
-    return importlib.import_module(BUILDERS[settings.cloud]).build(settings)
+    outputs: StackOutputs = importlib.import_module(BUILDERS[settings.cloud]).build(settings)
+    return outputs
 
 
 def log_layout_advice(settings: Settings) -> None:

@@ -83,6 +83,7 @@ def region() -> Optional[str]:
 def check(settings: Settings) -> None:
     """Raise PreflightError when the region cannot sell or the account cannot hold the GPU nodes."""
     ali, stack = settings.aliyun, settings.stack
+    assert ali is not None, "settings put every Aliyun stack's qwen:aliyun section in place"
     if not settings.preflight.enabled:
         pulumi.log.warn("qwen:preflight.enabled is false: the GPU type's zones and the account's ECS quota were NOT "
                         "checked; `pulumi up` may fail at the GPU nodes")

@@ -68,7 +68,8 @@ def _text(value: Any) -> Optional[str]:
 def capability(sku: Any, name: str) -> Optional[str]:
     for cap in sku.capabilities or []:
         if cap.name == name:
-            return cap.value
+            value: Optional[str] = cap.value
+            return value
     return None
 
 
@@ -243,13 +244,25 @@ def connect(subscription: str) -> Any:
 # ---------------------------------------------------------------------------- placement
 
 
+def _azure(settings: Settings) -> AzureSettings:
+    az = settings.azure
+    assert az is not None, "settings put every Azure stack's qwen:azure section in place"
+    return az
+
+
+def _tensor_parallel_size(resolved: Settings) -> int:
+    tensor_parallel_size = resolved.serving.tensor_parallel_size
+    assert tensor_parallel_size is not None, "sized_for sets it on every candidate: the pinned one or the size's GPUs"
+    return tensor_parallel_size
+
+
 def sized_for(settings: Settings, candidate: Candidate) -> tuple[Settings, list[str]]:
     """The settings as they would be on this candidate (a configured one: its size is in the catalog),
     and why the model would not fit its GPUs."""
-    serving = settings.serving
+    serving, az = settings.serving, _azure(settings)
     resolved = settings.model_copy(update={
-        "azure": settings.azure.model_copy(update={"location": candidate.location, "vm_size": candidate.vm_size,
-                                                   "priority": candidate.priority, "zone": candidate.zone}),
+        "azure": az.model_copy(update={"location": candidate.location, "vm_size": candidate.vm_size,
+                                       "priority": candidate.priority, "zone": candidate.zone}),
         "serving": serving.model_copy(update={
             "tensor_parallel_size": serving.tensor_parallel_size or GPU_SIZES[candidate.vm_size].gpus}),
     })
@@ -283,11 +296,14 @@ def read_own_outputs() -> Mapping[str, Any]:
 
 def candidates_of(azure: AzureSettings) -> tuple[Candidate, ...]:
     """`qwen:azure.candidates`, or the one candidate that `location`, `vmSize`, `priority` and `zone` describe."""
-    return azure.candidates or (candidate_at(azure.location, azure.vm_size, azure.priority, azure.zone),)
+    if azure.candidates:
+        return azure.candidates
+    assert azure.location is not None and azure.vm_size is not None, "settings require location and vmSize without candidates"
+    return (candidate_at(azure.location, azure.vm_size, azure.priority, azure.zone),)
 
 
 def _setting_to_change(settings: Settings) -> str:
-    return ("qwen:azure.candidates" if settings.azure.candidates
+    return ("qwen:azure.candidates" if _azure(settings).candidates
             else "qwen:azure.vmSize / qwen:azure.location (or list alternatives in qwen:azure.candidates)")
 
 
@@ -317,7 +333,7 @@ def place(settings: Settings, make_client: Optional[Callable[[str], Any]] = None
     The place is decided only while the stack has no VM: once Azure has the VM, its place is kept
     as long as it is still a candidate (checks of capacity and quota are moot then: the VM holds
     them). Removing it from the candidates is the explicit way to move the VM, which replaces it."""
-    az, stack = settings.azure, settings.stack
+    az, stack = _azure(settings), settings.stack
     candidates = candidates_of(az)
     image_sku = az.image.sku
     sized = [sized_for(settings, c) for c in candidates]
@@ -350,7 +366,7 @@ def place(settings: Settings, make_client: Optional[Callable[[str], Any]] = None
                         f"of {_setting_to_change(settings)}"])
                 reason = (f"kept: {kept_source} is {kept.label()}; remove it from {_setting_to_change(settings)} to move "
                           "the VM (replaces it)")
-                return resolved, Placement(index, candidates[index], resolved.serving.tensor_parallel_size, reason, enabled)
+                return resolved, Placement(index, candidates[index], _tensor_parallel_size(resolved), reason, enabled)
             pulumi.log.warn(f"{kept_source} is {kept.label()}, which is no longer among the candidates: the VM moves to "
                             "the first candidate that passes, which replaces it")
             if answers is not None:
@@ -367,7 +383,7 @@ def place(settings: Settings, make_client: Optional[Callable[[str], Any]] = None
                               "restrictions and quotas are unknown")
                     pulumi.log.warn(f"qwen:preflight.enabled is false: {candidate.label()} was NOT checked for "
                                     "restrictions or quota; `pulumi up` may fail at the VM")
-                return resolved, Placement(index, candidate, resolved.serving.tensor_parallel_size, reason,
+                return resolved, Placement(index, candidate, _tensor_parallel_size(resolved), reason,
                                            answers is not None, tuple(skipped))
             skipped.append(Skipped(index, candidate, tuple(problems)))
         lines = [p for s in skipped for p in s.problems]
