@@ -87,14 +87,19 @@ class SeedPerformance:
 def seed_performance(settings: Settings, tokens_per_second: pulumi.Output[float]) -> SeedPerformance:
     """The roofline of the configured layout (weights and KV cache formats included), and what the measured
     seed tokens/s make of it."""
-    serving = settings.serving
+    layout = settings.layout
     roofline = seed_roofline_tokens_per_second(
-        settings.model.id, settings.machine, serving.tensor_parallel_size, serving.pipeline_parallel_size,
-        serving.quantization, serving.kv_cache_dtype or "auto")
+        settings.model.id, settings.machine, layout.tensor_parallel_size, layout.pipeline_parallel_size,
+        settings.serving.quantization, layout.kv_cache_dtype)
     hourly_usd = settings.cost.hourly_usd
+
+    def cost(tokens_per_second: float) -> float:
+        value = cost_per_million_tokens(hourly_usd, tokens_per_second)
+        assert value is not None  # only called when a price is set
+        return value
+
     return SeedPerformance(
         roofline_tokens_per_second=roofline,
         efficiency=tokens_per_second.apply(lambda tps: efficiency(tps, roofline)),
-        cost_per_million_tokens=None if hourly_usd is None else tokens_per_second.apply(
-            lambda tps: cost_per_million_tokens(hourly_usd, tps)),
+        cost_per_million_tokens=None if hourly_usd is None else tokens_per_second.apply(cost),
     )

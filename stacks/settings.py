@@ -690,11 +690,11 @@ class Settings(_Section):
     def machine(self) -> GpuSize:
         """The size of the GPU machines (every GPU node of a stack has the same size); on Azure with
         candidates, known once the preflight has placed the VM."""
-        if self.cloud == "azure":
+        if self.cloud == "azure" and self.azure is not None:
             if self.azure.gpu is None:
                 raise ValueError("no VM size yet: qwen:azure.candidates are placed by the preflight")
             return self.azure.gpu
-        if self.cloud == "aliyun":
+        if self.cloud == "aliyun" and self.aliyun is not None:
             return self.aliyun.gpu
         raise ValueError(f"no machine size for cloud {self.cloud!r}")
 
@@ -702,7 +702,7 @@ class Settings(_Section):
     def gpu_nodes(self) -> int:
         if self.cloud == "azure":
             return 1
-        if self.cloud == "aliyun":
+        if self.cloud == "aliyun" and self.aliyun is not None:
             return self.aliyun.gpu_node_count
         raise ValueError(f"no node count for cloud {self.cloud!r}")
 
@@ -710,6 +710,8 @@ class Settings(_Section):
     def layout(self) -> sizing.Layout:
         """The model's layout as served: weight format, TP x PP, KV cache format."""
         serving = self.serving
+        if serving.tensor_parallel_size is None:
+            raise ValueError("no tensor parallel size yet: the preflight sets it from the placed VM's GPUs")
         return sizing.Layout(weight_dtype(serving.quantization, self.machine.accelerator), serving.tensor_parallel_size,
                              serving.pipeline_parallel_size, serving.kv_cache_dtype or "auto")
 
