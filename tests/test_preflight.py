@@ -3,12 +3,13 @@ REST-shaped fixtures, Aliyun answers through Pulumi mocks; never a network."""
 
 import copy
 import json
+from typing import Any
 
 import pulumi
 import pytest
 import yaml
 from azure.core.exceptions import ClientAuthenticationError
-from azure.mgmt.compute.models import ResourceSku, Usage
+from azure.mgmt.compute.models import ResourceSku, Usage, VirtualMachine
 
 from stacks.preflight import PreflightError
 from stacks.preflight import azure as preflight_azure
@@ -23,6 +24,7 @@ from tests.azure_fakes import (
     set_usage,
     vm_answer,
 )
+from tests.azure_fakes import _VirtualMachines as VirtualMachinesFake
 from tests.harness import ROOT, TEST_CIDR, CloudMocks, PreviewMocks, run_stack
 
 NC48, H100 = "Standard_NC48ads_A100_v4", "Standard_NC40ads_H100_v5"
@@ -30,7 +32,7 @@ NC48, H100 = "Standard_NC48ads_A100_v4", "Standard_NC40ads_H100_v5"
 
 def at(location, vm_size, priority="Spot", zone=None) -> AzureCandidate:
     """A candidate as `qwen:azure.candidates` declares it."""
-    return AzureCandidate(location=location, vmSize=vm_size, priority=priority, zone=zone)
+    return AzureCandidate.model_validate({"location": location, "vmSize": vm_size, "priority": priority, "zone": zone})
 
 
 SPOT_UK = at("uksouth", NC48)
@@ -326,8 +328,12 @@ def test_preview_with_a_restricted_size_fails_before_any_resource(monkeypatch):
     from pulumi.runtime import mocks as pulumi_mocks
 
     original = pulumi_mocks.MockMonitor.RegisterResource
-    monkeypatch.setattr(pulumi_mocks.MockMonitor, "RegisterResource",
-                        lambda self, request: registered.append(request.type) or original(self, request))
+
+    def recording(self, request):
+        registered.append(request.type)
+        return original(self, request)
+
+    monkeypatch.setattr(pulumi_mocks.MockMonitor, "RegisterResource", recording)
     client = FakeComputeClient(skus=restrict(recorded_skus(), "uksouth", NC48))
     with pytest.raises(PreflightError) as err:
         run_stack("uksouth", monkeypatch, mocks=PreviewMocks(), preview=True, azure_client=client)
@@ -344,14 +350,14 @@ def test_preview_with_a_restricted_size_fails_before_any_resource(monkeypatch):
 
 
 def test_no_azure_login_is_one_line_with_the_fix(monkeypatch):
+    class LoggedOutVirtualMachines(VirtualMachinesFake):
+        def get(self, resource_group_name: str, vm_name: str, *, expand: str | None = None, **kwargs: Any) -> VirtualMachine:
+            raise ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token from the included credentials.")
+
     class Unauthenticated(FakeComputeClient):
         def __init__(self):
             super().__init__()
-            self.virtual_machines.get = self._fail
-
-        @staticmethod
-        def _fail(*args, **kwargs):
-            raise ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token from the included credentials.")
+            self.virtual_machines = LoggedOutVirtualMachines(self)
 
     with pytest.raises(PreflightError) as err:
         run_stack("uksouth", monkeypatch, azure_client=Unauthenticated())
