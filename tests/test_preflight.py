@@ -139,6 +139,7 @@ def test_candidates_are_parsed_and_checked():
         {"location": "westeurope", "vmSize": NC48},
         {"location": "uksouth", "vmSize": H100, "priority": "Regular", "zone": 2},
     ]))
+    assert settings.azure is not None
     assert settings.azure.candidates == (SPOT_UK, at("westeurope", NC48), at("uksouth", H100, "Regular", "2"))
     assert settings.azure.gpu is None and settings.serving.tensor_parallel_size is None
     problems = problems_of(candidates_raw([{"location": "UK South", "vmSize": "NC48", "priority": "spot", "size": 1}]))
@@ -162,13 +163,15 @@ def test_candidates_replace_the_place_keys_in_settings():
         f"qwen:azure.{key}: is decided by qwen:azure.candidates; remove it (or remove candidates)"
         for key in ("location", "vmSize", "priority", "zone")]
     settings = parse_settings("uksouth", candidates_raw([{"location": "uksouth", "vmSize": NC48}]))
+    assert settings.azure is not None
     assert settings.azure.candidates == (SPOT_UK,) and settings.serving.tensor_parallel_size is None
     assert settings.preflight.enabled is True
 
 
 def test_without_candidates_the_place_keys_are_the_one_candidate():
     raw = uksouth_raw(priority="Regular", zone=1)
-    assert candidates_of(parse_settings("uksouth", raw).azure) == (at("uksouth", NC48, "Regular", "1"),)
+    azure = parse_settings("uksouth", raw).azure
+    assert azure is not None and candidates_of(azure) == (at("uksouth", NC48, "Regular", "1"),)
     del raw["azure"]["location"]
     assert problems_of(raw) == [
         "qwen:azure.location: is required; set it with `pulumi config set --path 'qwen:azure.location' uksouth -s uksouth`"]
