@@ -204,7 +204,7 @@ class CloudMocks(pulumi.runtime.Mocks):
     def call(self, args: pulumi.runtime.MockCallArgs):
         self.invokes.append((args.token, dict(args.args)))
         if args.token == "alicloud:index/getZones:getZones":
-            ids = self.zones_by_type.get(args.args.get("availableInstanceType"), [])
+            ids = self.zones_by_type.get(args.args.get("availableInstanceType", ""), [])
             return {"ids": ids, "zones": [{"id": z, "localName": z, "multiZoneIds": [], "availableInstanceTypes": [],
                                            "availableResourceCreations": [], "availableDiskCategories": [],
                                            "slbSlaveZoneIds": []} for z in ids]}
