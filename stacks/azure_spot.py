@@ -8,7 +8,7 @@ import cloudinit
 from components.azure_spot_gpu_vm import AzureSpotGpuVm, AzureSpotGpuVmArgs
 from components.ssh_key import SshKey, SshKeyArgs
 from stacks.outputs import StackOutputs
-from stacks.serving import serve_and_measure
+from stacks.serving import seed_performance, serve_and_measure
 from stacks.settings import Settings
 
 # Weights live on the persistent OS disk (the NVMe and temp disks are wiped on eviction).
@@ -37,6 +37,7 @@ def build(settings: Settings) -> StackOutputs:
         priority=az.priority, zone=az.zone,  # the preflight's placement (issue 11)
     ))
     serving = serve_and_measure(settings, [vm.host], MODEL_ROOT, model_dir, prefetch_model=True)
+    performance = seed_performance(settings, serving.benchmark.tokens_per_second)
     return StackOutputs(
         endpoint=serving.proxy.endpoint,
         served_model=serving.service.served_model,
@@ -47,5 +48,8 @@ def build(settings: Settings) -> StackOutputs:
         nodes=serving.ray.nodes,
         tokens_per_second=serving.benchmark.tokens_per_second,
         benchmark=serving.benchmark.results,
+        roofline_tokens_per_second=performance.roofline_tokens_per_second,
+        efficiency=performance.efficiency,
+        cost_per_million_tokens=performance.cost_per_million_tokens,
         generated_ssh_private_key=key.private_key if key.generated else None,
     )

@@ -14,8 +14,9 @@ from typing import Any
 import pulumi
 
 # major: an output removed, renamed or retyped (consumers must change); minor: an output added;
-# patch: a description or example changed.
-CONTRACT_VERSION = "1.0.1"
+# patch: a description or example changed. 1.1.0: rooflineTokensPerSecond, efficiency, costPerMillionTokens.
+# 1.1.1: publicIp, sshCommand and nodes described for owned machines (either accelerator family).
+CONTRACT_VERSION = "1.1.1"
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class OutputSpec:
     description: str
     example: str
     attribute: str | None  # the StackOutputs field it comes from; None for contractVersion
+    optional: bool = False  # exported only when the setting it needs is set: absent (not null) otherwise
 
 
 CONTRACT_OUTPUTS: tuple[OutputSpec, ...] = (
@@ -60,13 +62,22 @@ CONTRACT_OUTPUTS: tuple[OutputSpec, ...] = (
     OutputSpec("benchmark", "map: scenario name -> metrics", dict, False,
                "every scenario's metrics: `duration`, `completed`, token totals, `request_throughput`, "
                "`output_throughput`, `total_token_throughput`, mean/median/p99 of `ttft`, `tpot`, `itl`, `e2el` in ms, "
-               "`max_concurrency`",
+               "`max_concurrency`; the seed scenario first, then the sweep `sweep-256-in-256-out-c{1,8,32,64,128,192}`",
                '{"seed-10k-in-800-out-c1": {"output_throughput": 64.45, "median_ttft_ms": 718.2, ...}, ...}', "benchmark"),
+    OutputSpec("rooflineTokensPerSecond", "number", float, False,
+               "the seed scenario's batch-1 limit on this stack's model, layout, weight and KV cache formats and GPUs "
+               "(README: Performance model)", "119.37", "roofline_tokens_per_second"),
+    OutputSpec("efficiency", "number", float, False,
+               "`tokensPerSecond` / `rooflineTokensPerSecond`, a fraction to 0.001", "0.54", "efficiency"),
+    OutputSpec("costPerMillionTokens", "number, only when `qwen:cost.hourlyUsd` is set (absent otherwise)", float,
+               False, "USD per million output tokens at `tokensPerSecond` and your own hourly price", "15.52",
+               "cost_per_million_tokens", optional=True),
     OutputSpec("contractVersion", "string (semver)", str, False,
                "version of this contract: a new major means an output was removed, renamed or retyped",
                CONTRACT_VERSION, None),
 )
 CONTRACT: dict[str, OutputSpec] = {spec.name: spec for spec in CONTRACT_OUTPUTS}
+OPTIONAL_OUTPUTS = frozenset(spec.name for spec in CONTRACT_OUTPUTS if spec.optional)
 
 # Exported besides the contract, only when the program generated the SSH key (not for consumers).
 SSH_PRIVATE_KEY_OUTPUT = "sshPrivateKey"
@@ -88,15 +99,20 @@ class StackOutputs:
     tokens_per_second: pulumi.Input[float]
     benchmark: pulumi.Input[dict]
     ca_certificate: pulumi.Input[str]
+    roofline_tokens_per_second: pulumi.Input[float]
+    efficiency: pulumi.Input[float]
+    cost_per_million_tokens: pulumi.Input[float] | None = None  # None: no hourly price set, the output is left out
     generated_ssh_private_key: pulumi.Input[str] | None = None
     placement: dict[str, Any] | None = None  # Azure: the preflight's placement (PLACEMENT_OUTPUT)
 
     def as_exports(self) -> dict[str, Any]:
-        """Name -> value in the contract's order (secrets wrapped), then sshPrivateKey when generated and
-        placement on Azure."""
+        """Name -> value in the contract's order (secrets wrapped; an optional output without a value left
+        out), then sshPrivateKey when generated and placement on Azure."""
         exports: dict[str, Any] = {}
         for spec in CONTRACT_OUTPUTS:
             value = CONTRACT_VERSION if spec.attribute is None else getattr(self, spec.attribute)
+            if spec.optional and value is None:
+                continue
             exports[spec.name] = pulumi.Output.secret(value) if spec.secret else value
         if self.generated_ssh_private_key is not None:
             exports[SSH_PRIVATE_KEY_OUTPUT] = pulumi.Output.secret(self.generated_ssh_private_key)

@@ -18,7 +18,7 @@ from components.accelerators import min_driver_version
 from components.host_setup import HostSetup, HostSetupArgs
 from components.remote import GpuHost
 from stacks.outputs import StackOutputs
-from stacks.serving import serve_and_measure
+from stacks.serving import seed_performance, serve_and_measure
 from stacks.settings import OwnedHostSettings, OwnedSettings, Settings
 
 LOOPBACK = "127.0.0.1"
@@ -82,6 +82,8 @@ def build(settings: Settings) -> StackOutputs:
     serving = serve_and_measure(settings, hosts, owned.model_root, model_dir, prefetch_model=True,
                                 listen_address=owned.listen_address, api_host=api_address(owned))
     port = settings.serving.port
+    # The roofline uses the hosts' accelerator (memory, bandwidth, FLOP/s in stacks/catalog.py).
+    performance = seed_performance(settings, serving.benchmark.tokens_per_second)
     return StackOutputs(
         endpoint=serving.proxy.endpoint,
         ca_certificate=serving.proxy.ca_certificate,
@@ -92,4 +94,7 @@ def build(settings: Settings) -> StackOutputs:
         nodes=serving.ray.nodes,
         tokens_per_second=serving.benchmark.tokens_per_second,
         benchmark=serving.benchmark.results,
+        roofline_tokens_per_second=performance.roofline_tokens_per_second,
+        efficiency=performance.efficiency,
+        cost_per_million_tokens=performance.cost_per_million_tokens,
     )

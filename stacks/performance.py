@@ -1,13 +1,14 @@
 """Pure helpers for the stack outputs that explain a benchmark: the seed scenario's roofline,
-efficiency, cost per million tokens and the per-scenario summary (stacks/outputs.py exports them).
+efficiency, cost per million tokens and the per-scenario summary (stacks/outputs.py exports them),
+and the layout advice the program prints before any resource.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 from stacks.catalog import MODELS, Accelerator, GpuSize
-from stacks.sizing import SEED_REQUEST, Layout, roofline
+from stacks.sizing import SEED_REQUEST, Layout, advise_layouts, roofline
 
 SEED_SCENARIO = "seed-10k-in-800-out-c1"  # 10,000 in / 800 out, one request: seed 000's measurement
 SWEEP_CONCURRENCIES = (1, 8, 32, 64, 128, 192)  # seed 001's 256 in / 256 out shape, rising load
@@ -90,3 +91,25 @@ def performance_outputs(tokens_per_second: float, roofline_tokens_per_second: fl
     if cost is not None:
         outputs["costPerMillionTokens"] = cost
     return outputs
+
+
+def layout_advice_message(model_id: str, machine: GpuSize, node_counts: Sequence[int], memory_utilization: float,
+                          current: Layout, current_nodes: int) -> str:
+    """What the preview and `up` print before any resource: the layouts of the model on `node_counts` machines of
+    one size that hold the seed scenario's 10,800 tokens, with their GPU counts and rooflines, the stack's own
+    layout (`current` on `current_nodes` machines) marked. stacks/sizing.py does the arithmetic."""
+    kv_dtypes = ("auto", "fp8") if current.kv_cache_dtype == "fp8" else ("auto",)
+    advice = advise_layouts(MODELS[model_id], machine, node_counts, memory_utilization, kv_cache_dtypes=kv_dtypes)
+    lines = [f"layouts of {model_id} that hold the seed scenario on {machine.gpus}x {machine.gpu_model} "
+             f"({machine.gpu_memory_gb:g} GB) per machine at gpuMemoryUtilization {memory_utilization} "
+             "(`python -m tools.layouts` for more):"]
+    for a in (a for a in advice if a.fits or (a.layout == current and a.nodes == current_nodes)):
+        layout = a.layout
+        kv = "" if layout.kv_cache_dtype == "auto" else f", {layout.kv_cache_dtype} KV cache"
+        kv += " (the published -AWQ checkpoint)" if layout.weight_dtype == "awq-int4" else ""
+        mark = "  <- this stack" if layout == current and a.nodes == current_nodes else ""
+        lines.append(f"  {layout.weight_dtype}{kv}, TP {layout.tensor_parallel_size} x PP "
+                     f"{layout.pipeline_parallel_size}: {a.nodes} machine(s), {a.gpus} GPUs, "
+                     f"{a.weight_gb_per_device:.1f} GB weights per GPU, {a.kv_tokens:,} KV tokens, roofline "
+                     f"{a.roofline_tokens_per_second:.1f} tokens/s{mark}")
+    return "\n".join(lines)

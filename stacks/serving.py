@@ -18,6 +18,7 @@ from components.ray_cluster import RayCluster, RayClusterArgs
 from components.remote import GpuHost
 from components.tls_proxy import TlsProxy, TlsProxyArgs
 from components.vllm_service import VLLM_LOCAL_PORT, VllmService, VllmServiceArgs
+from stacks.performance import cost_per_million_tokens, efficiency, seed_roofline_tokens_per_second
 from stacks.settings import SEED_SCENARIO, Settings
 
 
@@ -55,9 +56,9 @@ def serve_and_measure(settings: Settings, hosts: Sequence[GpuHost], model_root: 
         head=ray.head, cluster_ready=ray.ready, image=serving.image, model_root=model_root, model_dir=model_dir,
         model_revision=settings.model.revision,
         served_name=settings.model.served_name, port=VLLM_LOCAL_PORT,
-        tensor_parallel_size=serving.tensor_parallel_size, pipeline_parallel_size=serving.pipeline_parallel_size,
+        tensor_parallel_size=settings.layout.tensor_parallel_size, pipeline_parallel_size=serving.pipeline_parallel_size,
         max_model_len=settings.model.max_model_len, gpu_memory_utilization=serving.gpu_memory_utilization,
-        private_interface=serving.private_interface, api_key=api_key.result, extra_args=serving.extra_args,
+        private_interface=serving.private_interface, api_key=api_key.result, extra_args=serving.vllm_args,
         model_wait_timeout_minutes=serving.model_wait_timeout_minutes,
         health_timeout_minutes=serving.health_timeout_minutes,
         executor="ray" if ray.uses_ray else "mp",
@@ -76,3 +77,34 @@ def serve_and_measure(settings: Settings, hosts: Sequence[GpuHost], model_root: 
         timeout_minutes=settings.benchmark.timeout_minutes,
     ))
     return Serving(prefetch, ray, service, proxy, benchmark, api_key.result)  # RandomPassword.result is secret
+
+
+@dataclass
+class SeedPerformance:
+    """The seed scenario against this deployment's limit and price: the outputs `rooflineTokensPerSecond`,
+    `efficiency` and `costPerMillionTokens` (None without `qwen:cost.hourlyUsd`)."""
+
+    roofline_tokens_per_second: float
+    efficiency: pulumi.Output[float]
+    cost_per_million_tokens: Optional[pulumi.Output[float]]
+
+
+def seed_performance(settings: Settings, tokens_per_second: pulumi.Output[float]) -> SeedPerformance:
+    """The roofline of the configured layout (weights and KV cache formats included), and what the measured
+    seed tokens/s make of it."""
+    layout = settings.layout
+    roofline = seed_roofline_tokens_per_second(
+        settings.model.id, settings.machine, layout.tensor_parallel_size, layout.pipeline_parallel_size,
+        settings.serving.quantization, layout.kv_cache_dtype)
+    hourly_usd = settings.cost.hourly_usd
+
+    def cost(tokens_per_second: float) -> float:
+        value = cost_per_million_tokens(hourly_usd, tokens_per_second)
+        assert value is not None  # only called when a price is set
+        return value
+
+    return SeedPerformance(
+        roofline_tokens_per_second=roofline,
+        efficiency=tokens_per_second.apply(lambda tps: efficiency(tps, roofline)),
+        cost_per_million_tokens=None if hourly_usd is None else tokens_per_second.apply(cost),
+    )

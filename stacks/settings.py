@@ -27,7 +27,10 @@ from pydantic_core import PydanticUndefined
 from components.accelerators import AcceleratorFamily, family_of, known_models
 from components.benchmark import Scenario
 from components.vllm_service import VLLM_LOCAL_PORT
+from stacks import sizing
 from stacks.catalog import ACCELERATORS, GPU_SIZES, MODELS, GpuSize, ModelSpec
+from stacks.performance import SEED_SCENARIO, SWEEP_CONCURRENCIES, SWEEP_INPUT_TOKENS, SWEEP_OUTPUT_TOKENS, \
+    sweep_scenario_name, weight_dtype
 
 NAMESPACE = "qwen"
 CLOUDS = ("azure", "aliyun", "owned")
@@ -39,10 +42,15 @@ OS_BASE_GB = 5.0
 NVIDIA_STACK_GB = 4.0
 DISK_HEADROOM_GB = 2.0
 # Per-GPU memory vLLM needs beyond weights and KV cache (CUDA context, activations, graphs).
-GPU_RUNTIME_OVERHEAD_GB = 2.0
+GPU_RUNTIME_OVERHEAD_GB = sizing.RUNTIME_RESERVE_GB
 
-SEED_SCENARIO = "seed-10k-in-800-out-c1"
-
+# The tuning knobs' flags, with the setting that sets each: extraArgs may not set them a second time.
+KNOB_VLLM_FLAGS = {
+    "--quantization": "serving.quantization", "-q": "serving.quantization",
+    "--kv-cache-dtype": "serving.kvCacheDtype", "--speculative-config": "serving.speculativeDecoding",
+    "--max-num-seqs": "serving.maxNumSeqs", "--max-num-batched-tokens": "serving.maxNumBatchedTokens",
+    "--enable-prefix-caching": "serving.enablePrefixCaching", "--no-enable-prefix-caching": "serving.enablePrefixCaching",
+}
 # `vllm serve` flags the program sets itself, with what sets them; extraArgs may not override them.
 MANAGED_VLLM_FLAGS = {
     "--api-key": "the generated API key", "--tensor-parallel-size": "serving.tensorParallelSize",
@@ -50,8 +58,11 @@ MANAGED_VLLM_FLAGS = {
     "-pp": "serving.pipelineParallelSize", "--port": "serving.port", "--host": "the program",
     "--served-model-name": "model.servedName", "--max-model-len": "model.maxModelLen",
     "--gpu-memory-utilization": "serving.gpuMemoryUtilization", "--distributed-executor-backend": "the program",
-    "--model": "model.id",
+    "--model": "model.id", **KNOB_VLLM_FLAGS,
 }
+# vLLM v0.11.0's default --max-num-batched-tokens for `vllm serve` (engine/arg_utils.py): 8192 on GPUs of 70 GiB
+# and more except A100s, 2048 on the rest; --max-num-seqs defaults to min(1024 or 256, that).
+VLLM_DEFAULT_BATCHED_TOKENS_LARGE, VLLM_DEFAULT_BATCHED_TOKENS = 8192, 2048
 # Ray's fixed ports on every node (GCS, dashboard, client, dashboard agent) and its worker port range.
 RAY_PORTS = {6379, 8265, 10001, 52365}
 RAY_WORKER_PORTS = range(10002, 20000)
@@ -85,6 +96,12 @@ class SettingsError(pulumi.RunError):
 
 class _Problems(ValueError):
     """Rules across the fields of one section: a list of (key inside the section, message)."""
+
+
+def _context(info: ValidationInfo) -> dict[str, Any]:
+    """What parse_settings hands every validator: the stack, the cloud and the secret SSH key."""
+    assert isinstance(info.context, dict), "settings are validated through parse_settings"
+    return info.context
 
 
 def _report(problems: list[tuple[str, str]]) -> None:
@@ -156,6 +173,8 @@ def _extra_arg_problem(arg: str) -> Optional[str]:
     managed = MANAGED_VLLM_FLAGS.get(flag.replace("_", "-") if flag.startswith("--") else flag)
     if re.search(r"\s", arg):
         return f"'{arg}' holds whitespace; give a flag and its value as two items or as --flag=value"
+    if managed in KNOB_VLLM_FLAGS.values():
+        return f"'{arg}' is set by the program from {NAMESPACE}:{managed}; set that instead and remove it from extraArgs"
     return f"'{arg}' is set by the program ({managed}); remove it from extraArgs" if managed else None
 
 
@@ -227,11 +246,11 @@ class AccessSettings(_Section):
     @classmethod
     def _key_file_default(cls, data: Any, info: ValidationInfo) -> Any:
         data = _without_nulls(data)
-        return {"sshKeyFile": f"~/.ssh/qwen-{info.context['stack']}.pem", **data} if isinstance(data, Mapping) else data
+        return {"sshKeyFile": f"~/.ssh/qwen-{_context(info)['stack']}.pem", **data} if isinstance(data, Mapping) else data
 
     @model_validator(mode="after")
     def _rules(self, info: ValidationInfo) -> "AccessSettings":
-        key, cloud, private_key = self.ssh_public_key, info.context["cloud"], info.context["private_key"]
+        key, cloud, private_key = self.ssh_public_key, _context(info)["cloud"], _context(info)["private_key"]
         opt_in = f"`pulumi config set --path '{NAMESPACE}:access.allowAnySource' true -s <stack>`"
         nets, problems = [ipaddress.IPv4Network(c) for c in self.allowed_cidrs], []
         if not nets and cloud != "owned":
@@ -289,9 +308,9 @@ class ModelSettings(_Section):
         if self.max_model_len > native:
             problems.append(("maxModelLen", f"{self.max_model_len} exceeds the {native} tokens {self.id} supports "
                              f"without rope scaling; set it to {native} or less"))
-        if info.context["cloud"] == "aliyun" and self.source != "modelscope":
+        if _context(info)["cloud"] == "aliyun" and self.source != "modelscope":
             problems.append(("source", "aliyun stacks download with ModelScope into the NAS; set it to modelscope"))
-        if info.context["cloud"] == "owned" and self.source != "huggingface":
+        if _context(info)["cloud"] == "owned" and self.source != "huggingface":
             problems.append(("source", "owned machines download the weights from Hugging Face to their own disk; set "
                              "it to huggingface"))
         _report(problems)
@@ -304,6 +323,30 @@ class ModelSettings(_Section):
     @property
     def dir_name(self) -> str:
         return self.id.split("/")[-1]
+
+
+class SpeculativeDecodingSettings(_Section):
+    method: Annotated[str, _rule(lambda v: None if v == "ngram" else (
+        "draft_model raises NotImplementedError in vLLM v0.11.0; use ngram" if v == "draft_model" else
+        f"'{v}' is not supported here; use ngram (eagle, medusa and mtp need a draft head this catalog does not "
+        "size)"))] = setting("ngram", "`ngram` only (`draft_model` is refused: NotImplementedError in v0.11.0)")
+    num_speculative_tokens: int = setting(doc="tokens proposed per step (seed 002: 6)", example=6, ge=1, le=16)
+    prompt_lookup_max: int = setting(doc="longest n-gram matched (seed 002: 8)", example=8, ge=1, le=64)
+    prompt_lookup_min: int = setting(1, "shortest n-gram matched; at most `promptLookupMax`", ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _lookup_range(self) -> "SpeculativeDecodingSettings":
+        if self.prompt_lookup_min > self.prompt_lookup_max:
+            _report([("promptLookupMin", f"{self.prompt_lookup_min} is above promptLookupMax {self.prompt_lookup_max}; "
+                      "vLLM refuses it: lower it or raise promptLookupMax")])
+        return self
+
+    @property
+    def config_json(self) -> str:
+        """The `--speculative-config` value: compact JSON, one word, no newline (EXTRA_ARGS is one word per line)."""
+        return json.dumps({"method": self.method, "num_speculative_tokens": self.num_speculative_tokens,
+                           "prompt_lookup_max": self.prompt_lookup_max, "prompt_lookup_min": self.prompt_lookup_min},
+                          separators=(",", ":"))
 
 
 class ServingSettings(_Section):
@@ -331,8 +374,8 @@ class ServingSettings(_Section):
                                         "with `docker image inspect`), used by the disk check", gt=0)
     image_largest_layer_gb: float = setting(6.0, "its largest layer, held compressed while pulling", gt=0)
     extra_args: tuple[Annotated[str, _rule(_extra_arg_problem)], ...] = setting(
-        (), "more `vllm serve` flags, one word per item (`[\"--max-num-seqs\", \"64\"]`); flags the program sets "
-        "(`--max-model-len`, `-tp`, `--host`, ...) are refused", shown="`[]`")
+        (), "more `vllm serve` flags, one word per item (`[\"--block-size\", \"32\"]`); flags the program sets "
+        "(`--max-model-len`, `-tp`, `--host`, `--max-num-seqs`, ...) are refused", shown="`[]`")
     container_toolkit_repo: Annotated[str, _matches(
         r"https://[A-Za-z0-9.-]+(:\d+)?(/[\w./-]*)?",
         "'{v}' must be an https URL of NVIDIA's libnvidia-container apt repository or a mirror")] = setting(
@@ -341,6 +384,61 @@ class ServingSettings(_Section):
                                                  "as 570 or 570.172.08")] = setting(
         "570", "node-ready fails when the NVIDIA driver is older (570: the CUDA 12.8 build of vllm-openai v0.11.0)",
         shown='`"570"`')
+
+    quantization: Optional[Literal["fp8"]] = setting(
+        None, "`fp8`: `--quantization fp8` (native W8A8 on sm_89+: L20, RTX 4090, H100; weight-only on A100; refused "
+        "elsewhere); see Serving knobs", shown="(none: bf16)")
+    kv_cache_dtype: Optional[Literal["fp8"]] = setting(
+        None, "`fp8`: `--kv-cache-dtype fp8` (sm_89+ only; Triton attention in v0.11.0); see Serving knobs",
+        shown="(none: 16-bit)")
+    speculative_decoding: Optional[SpeculativeDecodingSettings] = setting(
+        None, "n-gram speculative decoding, `--speculative-config`; see Serving knobs", shown="(none)")
+    max_num_seqs: Optional[int] = setting(
+        None, "`--max-num-seqs`, sequences per batch; see Serving knobs", shown="vLLM's: 256 (1,024 on H100)",
+        ge=1, le=65536)
+    max_num_batched_tokens: Optional[int] = setting(
+        None, "`--max-num-batched-tokens`, tokens per scheduler step, at least `maxNumSeqs`; see Serving knobs",
+        shown="vLLM's: 2,048 (8,192 on H100)", ge=1, le=1048576)
+    enable_prefix_caching: Optional[bool] = setting(
+        None, "`true` / `false`: `--enable-prefix-caching` / `--no-enable-prefix-caching`; see Serving knobs",
+        shown="vLLM's: on")
+
+    @model_validator(mode="after")
+    def _knob_rules(self) -> "ServingSettings":
+        seqs, batched = self.max_num_seqs, self.max_num_batched_tokens
+        problems = []
+        if seqs is not None and batched is not None and batched < seqs:
+            problems.append(("maxNumBatchedTokens", f"{batched} is below maxNumSeqs {seqs}, which vLLM refuses; raise "
+                             f"it to at least {seqs}"))
+        async_flags = [a for a in self.extra_args if a.split("=", 1)[0] == "--async-scheduling"]
+        if self.speculative_decoding is not None and async_flags:
+            problems.append(("extraArgs", "--async-scheduling cannot run with speculative decoding in vLLM v0.11.0; "
+                             "remove one of them"))
+        _report(problems)
+        return self
+
+    @property
+    def knob_args(self) -> tuple[str, ...]:
+        """The `vllm serve` flags of the tuning knobs that are set, one word per item, in declaration order."""
+        args: list[str] = []
+        if self.quantization is not None:
+            args += ["--quantization", self.quantization]
+        if self.kv_cache_dtype is not None:
+            args += ["--kv-cache-dtype", self.kv_cache_dtype]
+        if self.speculative_decoding is not None:
+            args += ["--speculative-config", self.speculative_decoding.config_json]
+        if self.max_num_seqs is not None:
+            args += ["--max-num-seqs", str(self.max_num_seqs)]
+        if self.max_num_batched_tokens is not None:
+            args += ["--max-num-batched-tokens", str(self.max_num_batched_tokens)]
+        if self.enable_prefix_caching is not None:
+            args.append("--enable-prefix-caching" if self.enable_prefix_caching else "--no-enable-prefix-caching")
+        return tuple(args)
+
+    @property
+    def vllm_args(self) -> tuple[str, ...]:
+        """Every `vllm serve` flag after the ones the serve step sets itself: the knobs, then extraArgs."""
+        return (*self.knob_args, *self.extra_args)
 
     @property
     def image_pull_disk_gb(self) -> float:
@@ -359,10 +457,18 @@ class ScenarioSettings(_Section):
 
 
 SEED = Scenario(SEED_SCENARIO, 10000, 800, 1, 1, 1)
-DEFAULT_EXTRA_SCENARIOS = (
-    Scenario("chat-1k-in-256-out-c8", 1024, 256, 32, 8, 2),
-    Scenario("batch-256-in-256-out-c192", 256, 256, 192, 192, 4),
-)
+
+
+def sweep_num_prompts(concurrency: int) -> int:
+    """Four waves of `concurrency` requests (at least 8): the first wave's ramp-up and the last one's drain, when
+    fewer requests are in flight, stay a quarter of the run, and p99 has at least 8 samples."""
+    return max(8, 4 * concurrency)
+
+
+# The concurrency sweep of seed 001's shape; each point first warms up with one wave at its concurrency.
+DEFAULT_EXTRA_SCENARIOS = tuple(
+    Scenario(sweep_scenario_name(c), SWEEP_INPUT_TOKENS, SWEEP_OUTPUT_TOKENS, sweep_num_prompts(c), c, c)
+    for c in SWEEP_CONCURRENCIES)
 
 
 class BenchmarkSettings(_Section):
@@ -373,7 +479,8 @@ class BenchmarkSettings(_Section):
         tuple(ScenarioSettings(**{to_camel(k): v for k, v in vars(s).items()}) for s in DEFAULT_EXTRA_SCENARIOS),
         "scenarios run after the seed scenario, REPLACING the defaults: `{name, inputTokens, outputTokens, "
         "numPrompts, concurrency, warmups}`; the seed scenario `seed-10k-in-800-out-c1` always runs first",
-        alias="scenarios", shown="chat (1k/256, 32 prompts, c8) and batch (256/256, 192 prompts, c192)")
+        alias="scenarios", shown="the sweep `sweep-256-in-256-out-c{1,8,32,64,128,192}`: 256 in / 256 out, "
+        "max(8, 4 x concurrency) prompts, one wave of warm-ups")
 
     @model_validator(mode="after")
     def _unique_names(self) -> "BenchmarkSettings":
@@ -499,8 +606,9 @@ class AzureSettings(_Section):
         elif "candidates" not in given:
             for field in (type(self).model_fields[name] for name in ("location", "vm_size")):
                 if field.alias not in given:
-                    fix = _fix_command(f"azure.{field.alias}", field.json_schema_extra["example"], "<stack>")
-                    problems.append((field.alias, f"is required; set it with {fix}"))
+                    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+                    fix = _fix_command(f"azure.{field.alias}", extra.get("example"), "<stack>")
+                    problems.append((str(field.alias), f"is required; set it with {fix}"))
         sizes = [c.vm_size for c in self.candidates] or [self.vm_size or ""]
         if "gen2" not in self.image.sku and any("NC" in size for size in sizes):
             problems.append(("image.sku", f"'{self.image.sku}' is not a Gen2 image; NC A100 v4 sizes boot Gen2 images "
@@ -563,6 +671,17 @@ class AliyunSettings(_Section):
     @property
     def gpu(self) -> GpuSize:
         return GPU_SIZES[self.gpu_instance_type]
+
+
+class PreflightSettings(_Section):
+    enabled: bool = setting(True, "`false` asks the cloud nothing before the first resource (air-gapped previews); "
+                            "the preview then warns that nothing was checked")
+
+
+class CostSettings(_Section):
+    hourly_usd: Optional[float] = setting(
+        None, "your own hourly price of the stack's machines in USD, for `costPerMillionTokens` (see Outputs); "
+        "unset: no cost output", shown="(none)", gt=0)
 
 
 class OwnedHostSettings(_Section):
@@ -643,11 +762,6 @@ class OwnedSettings(_Section):
         return {"NCCL_P2P_DISABLE": "1"} if self.nccl_p2p_disable else {}
 
 
-class PreflightSettings(_Section):
-    enabled: bool = setting(True, "`false` asks the cloud nothing before the first resource (air-gapped previews); "
-                            "the preview then warns that nothing was checked")
-
-
 class Settings(_Section):
     cloud: Literal["azure", "aliyun", "owned"] = setting(
         doc="`azure`, `aliyun`, or `owned` (machines the team already has)", example="azure")
@@ -660,11 +774,47 @@ class Settings(_Section):
     aliyun: Optional[AliyunSettings] = setting(None)
     owned: Optional[OwnedSettings] = setting(None)
     preflight: PreflightSettings = setting({})
+
+
+    cost: CostSettings = setting({})
     _stack: str = PrivateAttr("")
 
     @property
     def stack(self) -> str:
         return self._stack
+
+    @property
+    def machine(self) -> GpuSize:
+        """The size of the GPU machines (every GPU node of a stack has the same size); on Azure with
+        candidates, known once the preflight has placed the VM."""
+        if self.cloud == "azure" and self.azure is not None:
+            if self.azure.gpu is None:
+                raise ValueError("no VM size yet: qwen:azure.candidates are placed by the preflight")
+            return self.azure.gpu
+        if self.cloud == "aliyun" and self.aliyun is not None:
+            return self.aliyun.gpu
+        if self.cloud == "owned" and self.owned is not None:
+            return self.owned.machine
+        raise ValueError(f"no machine size for cloud {self.cloud!r}")
+
+    @property
+    def gpu_nodes(self) -> int:
+        if self.cloud == "azure":
+            return 1
+        if self.cloud == "aliyun" and self.aliyun is not None:
+            return self.aliyun.gpu_node_count
+        if self.cloud == "owned" and self.owned is not None:
+            return len(self.owned.hosts)
+        raise ValueError(f"no node count for cloud {self.cloud!r}")
+
+    @property
+    def layout(self) -> sizing.Layout:
+        """The model's layout as served: weight format, TP x PP, KV cache format."""
+        serving = self.serving
+        if serving.tensor_parallel_size is None:
+            raise ValueError("no tensor parallel size yet: the preflight sets it from the placed VM's GPUs")
+        return sizing.Layout(weight_dtype(serving.quantization, self.machine.accelerator), serving.tensor_parallel_size,
+                             serving.pipeline_parallel_size, serving.kv_cache_dtype or "auto")
 
 
 # ---------------------------------------------------------------------------- the declarations
@@ -679,7 +829,9 @@ def _section_of(annotation: Any) -> Optional[type[_Section]]:
 
 def _declared(key: str) -> tuple[Optional[type[_Section]], Any]:
     """The object that holds `key` (as in `qwen:<key>`) and the key's field; None for what is not declared."""
-    holder, model, field = None, Settings, None
+    holder: Optional[type[_Section]] = None
+    model: Optional[type[_Section]] = Settings
+    field = None
     for part in re.sub(r"\[\d+\]", "", key).split("."):
         holder, field = model, next((f for f in model.model_fields.values() if f.alias == part), None) if model else None
         model = _section_of(field.annotation) if field else None
@@ -711,7 +863,8 @@ def _message(error: Mapping[str, Any], stack: str) -> list[str]:
         example = ((_declared(key)[1].json_schema_extra or {}) if _declared(key)[1] else {}).get("example")
         text = "is required" + (f"; set it with {_fix_command(key, example, stack)}" if example is not None else "")
     elif kind == "extra_forbidden":
-        known = sorted(f.alias for f in _declared(key)[0].model_fields.values()) if _declared(key)[0] else []
+        holder = _declared(key)[0]
+        known = sorted(str(f.alias) for f in holder.model_fields.values()) if holder else []
         text = f"is not a known setting (known: {', '.join(known)}); check its spelling, or remove it"
     elif kind == "value_error":
         text = str(ctx["error"])
@@ -733,20 +886,25 @@ def _message(error: Mapping[str, Any], stack: str) -> list[str]:
 
 
 def _check_layout(settings: Settings) -> list[str]:
-    """Tensor parallel spans the GPUs of one node, pipeline parallel spans the nodes. The Azure preflight
-    applies it to each candidate (stacks/preflight/azure.py:sized_for)."""
+    """Tensor parallel spans the GPUs of one node, pipeline parallel spans the nodes, the model fits the GPUs in
+    its formats, and the knobs suit them. The Azure preflight applies it to each candidate
+    (stacks/preflight/azure.py:sized_for)."""
     serving, model, problems = settings.serving, settings.model, []
     if settings.cloud == "azure":
-        gpu, nodes, size_key = settings.azure.gpu, 1, "azure.vmSize"
+        assert settings.azure is not None
+        size_key, size = "azure.vmSize", settings.azure.vm_size
     elif settings.cloud == "aliyun":
-        gpu, nodes, size_key = settings.aliyun.gpu, settings.aliyun.gpu_node_count, "aliyun.gpuInstanceType"
+        assert settings.aliyun is not None
+        size_key, size = "aliyun.gpuInstanceType", settings.aliyun.gpu_instance_type
     elif settings.cloud == "owned":
-        gpu, nodes, size_key = settings.owned.machine, len(settings.owned.hosts), "owned.hosts[].count"
+        assert settings.owned is not None
+        size_key, size = "owned.hosts[].count", settings.owned.hosts[0].accelerator
     else:
         raise ValueError(f"no layout rule for cloud {settings.cloud!r}")
-    tp, pp = serving.tensor_parallel_size, serving.pipeline_parallel_size
-    if gpu is None:
+    if size is None:
         return []  # qwen:azure.candidates: no size until the preflight places the VM
+    gpu, nodes = settings.machine, settings.gpu_nodes
+    tp, pp = serving.tensor_parallel_size, serving.pipeline_parallel_size
     if tp is None:
         return [f"{NAMESPACE}:serving.tensorParallelSize: is required; set it with "
                 f"{_fix_command('serving.tensorParallelSize', gpu.gpus, settings.stack)}"]
@@ -761,17 +919,23 @@ def _check_layout(settings: Settings) -> list[str]:
     if spec.attention_heads % tp or (spec.kv_heads % tp and tp % spec.kv_heads):
         problems.append(f"{NAMESPACE}:serving.tensorParallelSize: {tp} does not divide the {spec.attention_heads} "
                         f"attention / {spec.kv_heads} KV heads of {model.id}; use 1, 2, 4 or 8")
-    shards = tp * pp
-    weights = spec.weights_gb / shards
-    kv_one_sequence = spec.kv_bytes_per_token * model.max_model_len / shards / 1e9
+    problems += _check_knobs(settings, f"{NAMESPACE}:{size_key} {size}")
+    if any(p.startswith(f"{NAMESPACE}:serving.quantization") or p.startswith(f"{NAMESPACE}:serving.kvCacheDtype")
+           for p in problems):
+        return problems  # no memory figure for a format the accelerator cannot serve
+    layout = settings.layout
+    weights = sizing.weight_bytes_per_device(spec, layout) / 1e9
+    kv_one_sequence = sizing.kv_bytes_per_token_per_device(spec, layout) * model.max_model_len / 1e9
     budget = gpu.gpu_memory_gb * serving.gpu_memory_utilization
     needed = weights + kv_one_sequence + GPU_RUNTIME_OVERHEAD_GB
     if needed > budget:
+        formats = f"{layout.weight_dtype} weights" + (", fp8 KV cache" if layout.kv_cache_dtype == "fp8" else "")
         problems.append(
-            f"{NAMESPACE}:model.maxModelLen: {model.id} needs {needed:.1f} GB per GPU ({weights:.1f} weights + "
+            f"{NAMESPACE}:model.maxModelLen: {model.id} needs {needed:.1f} GB per GPU ({weights:.1f} {formats} + "
             f"{kv_one_sequence:.1f} KV cache for one {model.max_model_len}-token sequence + {GPU_RUNTIME_OVERHEAD_GB} "
             f"runtime) but {gpu.gpu_memory_gb} GB x gpuMemoryUtilization {serving.gpu_memory_utilization} = "
-            f"{budget:.1f} GB; lower maxModelLen, or use more or larger GPUs")
+            f"{budget:.1f} GB; lower maxModelLen, set serving.quantization or serving.kvCacheDtype to fp8, or use "
+            "more or larger GPUs (`python -m tools.layouts` lists the layouts that fit)")
     return problems
 
 
@@ -788,11 +952,31 @@ def _check_scenarios(settings: Settings) -> list[str]:
     return problems
 
 
+def _check_knobs(settings: Settings, size_setting: str) -> list[str]:
+    """The tuning knobs the accelerator and vLLM v0.11.0 can run. size_setting: `qwen:<key> <machine size>`."""
+    serving, accelerator, problems = settings.serving, settings.machine.accelerator, []
+    where = f"{accelerator.name} ({size_setting})"
+    if serving.quantization == "fp8" and "fp8" not in accelerator.weight_dtypes:
+        problems.append(f"{NAMESPACE}:serving.quantization: fp8 weights cannot run on {where}; unset it")
+    if serving.kv_cache_dtype == "fp8" and not accelerator.tflops_fp8:
+        problems.append(f"{NAMESPACE}:serving.kvCacheDtype: an fp8 KV cache cannot run on {where}: vLLM v0.11.0 reads it "
+                        "with Triton attention, which compiles fp8 (e4m3) only for sm_89 and newer (L20, RTX 4090, "
+                        "H100); unset it")
+    default_batched = (VLLM_DEFAULT_BATCHED_TOKENS_LARGE if accelerator.memory_gb * 1e9 >= 70 * 2**30
+                       and "A100" not in accelerator.name else VLLM_DEFAULT_BATCHED_TOKENS)
+    if serving.max_num_seqs is not None and serving.max_num_batched_tokens is None and serving.max_num_seqs > default_batched:
+        problems.append(f"{NAMESPACE}:serving.maxNumSeqs: {serving.max_num_seqs} is above vLLM's default "
+                        f"--max-num-batched-tokens {default_batched} on {accelerator.name}, which vLLM refuses; set "
+                        f"{NAMESPACE}:serving.maxNumBatchedTokens to at least {serving.max_num_seqs}")
+    return problems
+
+
 def _check_owned(settings: Settings) -> list[str]:
     """An owned stack: the SSH key exists, and the family's required serve flags are the program's."""
     if settings.cloud != "owned":
         return []
     owned, problems = settings.owned, []
+    assert owned is not None, "settings put every owned stack's qwen:owned section in place"
     key_file = settings.access.ssh_key_file
     if any(not h.local for h in owned.hosts) and settings.ssh_private_key is None \
             and not os.path.exists(os.path.expanduser(key_file)):
@@ -814,8 +998,10 @@ def system_disk_needed_gb(serving: ServingSettings, weights_gb: float) -> float:
 
 def _check_disk(settings: Settings) -> list[str]:
     if settings.cloud == "azure":
+        assert settings.azure is not None
         have, key, weights = settings.azure.os_disk_size_gb, "azure.osDiskSizeGb", settings.model.spec.weights_gb
     elif settings.cloud == "aliyun":
+        assert settings.aliyun is not None
         have, key, weights = settings.aliyun.gpu_system_disk_gb, "aliyun.gpuSystemDiskGb", 0.0  # weights on the NAS
     elif settings.cloud == "owned":
         return []  # the machines' free disk is checked on them, by the host-setup step

@@ -179,8 +179,10 @@ def _note(layout: Layout, accelerator: Accelerator) -> str:
         notes.append("--quantization fp8 quantizes at load: check quality")
     if layout.weight_dtype == "awq-int4":
         notes.append("serve the published -AWQ checkpoint")
-    if layout.kv_cache_dtype == "fp8":
-        notes.append("--kv-cache-dtype fp8 switches sm80/sm89 to the Triton attention backend")
+    if layout.kv_cache_dtype == "fp8" and not accelerator.tflops_fp8:
+        notes.append("vLLM v0.11.0 cannot run an fp8 KV cache here (Triton compiles fp8 e4m3 for sm_89+ only)")
+    elif layout.kv_cache_dtype == "fp8":
+        notes.append("--kv-cache-dtype fp8 switches sm89 to the Triton attention backend")
     return "; ".join(notes)
 
 

@@ -85,7 +85,8 @@ class Sandbox:
         return path.read_text() if path.exists() else ""
 
     def container(self, name: str) -> Optional[dict]:
-        return self.state().get("containers", {}).get(name)
+        containers: dict[str, dict] = self.state().get("containers", {})
+        return containers.get(name)
 
     # ---- running -----------------------------------------------------------------------------
     def run(self, command: str, stdin: Optional[str] = None, timeout: float = 60) -> subprocess.CompletedProcess:

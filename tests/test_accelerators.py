@@ -155,7 +155,9 @@ def test_host_setup_env_record_matches_the_scripts_env_line():
     from components.remote import read_script
     from tests.test_remote_step import required_env
 
-    header = re.search(r"^# Env: (.*)$", read_script("host_setup.sh"), re.M).group(1)
+    found = re.search(r"^# Env: (.*)$", read_script("host_setup.sh"), re.M)
+    assert found is not None
+    header = found.group(1)
     names = [name.strip(" .") for name in header.split(",")]
     assert [f.name for f in fields(HostSetupEnv)] == names
     assert required_env("host_setup.sh") <= set(names) | {"QWEN_STEP", "QWEN_HOST"}

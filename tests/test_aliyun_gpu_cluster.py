@@ -40,7 +40,7 @@ class Mocks(pulumi.runtime.Mocks):
     def call(self, args: pulumi.runtime.MockCallArgs):
         self.calls.append((args.token, dict(args.args)))
         if args.token == "alicloud:index/getZones:getZones":
-            ids = self.zones.get(args.args.get("availableInstanceType"), [])
+            ids = self.zones.get(args.args.get("availableInstanceType", ""), [])
             return {"ids": ids}, []
         if args.token == "alicloud:nas/getZones:getZones":
             return {"id": "cn-beijing", "fileSystemType": args.args.get("fileSystemType"), "zones": [

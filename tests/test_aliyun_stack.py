@@ -132,7 +132,7 @@ def test_outputs_contract(run):
     assert [n["name"] for n in o["nodes"]] == ["qwen-l20-gpu-0", "qwen-l20-gpu-1", "qwen-l20-downloader"]
     assert [len(n["gpus"]) for n in o["nodes"]] == [2, 2, 0]
     assert o["nodes"][0]["gpus"][0]["name"] == "NVIDIA L20"
-    assert o["tokensPerSecond"] == json.loads(fixture("vllm_bench_seed.json"))["output_throughput"]
+    assert o["tokensPerSecond"] == json.loads(fixture("bench/aliyun-l20/seed-10k-in-800-out-c1.json"))["output_throughput"]
     assert "seed-10k-in-800-out-c1" in o["benchmark"]
     assert head.name == "cluster-gpu-0"
 

@@ -65,7 +65,7 @@ def test_the_completeness_check_reads_only_real_keys():
 def test_under_mocks_every_bench_command_skips_the_probe_and_nothing_waits_for_a_scenario(stack, monkeypatch):
     run = run_stack(stack, monkeypatch)
     bench = [c for name, c in run.commands().items() if name.startswith("bench-")]
-    assert len(bench) == 3
+    assert len(bench) == 7  # the seed scenario and the six sweep points
     for cmd in bench:
         assert "--ready-check-timeout-sec 0" in cmd.inputs["create"]
     # Nothing but a later scenario depends on a scenario: a failed one stops or changes nothing else.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from typing import Any
 
 import pulumi
 import pytest
@@ -40,7 +41,7 @@ NAME_INPUT = {
 
 
 def make_args(**overrides) -> AzureSpotGpuVmArgs:
-    values = dict(
+    values: dict[str, Any] = dict(
         location="westeurope", resource_group_name="rg-llm-we", vnet_name="vnet-llm", vnet_cidr="10.20.0.0/16",
         subnet_name="snet-a100", subnet_cidr="10.20.3.0/24", nsg_name="nsg-a100", public_ip_name="pip-a100",
         nic_name="nic-a100", vm_name="vm-llm-a100-we", vm_size="Standard_NC24ads_A100_v4", gpu_count=1,
@@ -153,7 +154,8 @@ def test_security_rules_one_per_port_from_the_given_cidrs_only():
         assert r["source_address_prefixes"] == ["203.0.113.5/32"]
         assert r["direction"] == "Inbound" and r["access"] == "Allow" and r["protocol"] == "Tcp"
         assert "source_address_prefix" not in r
-        assert 100 <= r["priority"] <= 4096  # Azure's range for custom rules
+        priority = r["priority"]
+        assert isinstance(priority, int) and 100 <= priority <= 4096  # Azure's range for custom rules
     two = security_rules(CIDRS, [443])
     assert len(two) == 1 and two[0]["source_address_prefixes"] == CIDRS
     assert security_rules(CIDRS, []) == []

@@ -18,7 +18,7 @@ def _mock_state(typ: str) -> dict:
     """What CloudMocks answers for a resource type (so the expectations are not copied by hand)."""
     _, state = CloudMocks().new_resource(pulumi.runtime.MockResourceArgs(
         typ=typ, name="probe", inputs={}, provider="", resource_id="", custom=True))
-    return state
+    return dict(state)
 
 
 def _program(args: SshKeyArgs, captured: dict):

@@ -119,7 +119,9 @@ def test_outputs(run):
 
 @pytest.mark.parametrize("record, script", [(ProxyStartEnv, "proxy_start.sh"), (ProxySmokeEnv, "proxy_smoke.sh")])
 def test_env_records_match_the_scripts_env_lines(record, script):
-    header = re.search(r"^# Env: (.*)$", read_script(script), re.M).group(1)
+    env_line = re.search(r"^# Env: (.*)$", read_script(script), re.M)
+    assert env_line is not None, f"{script} has no `# Env:` header"
+    header = env_line.group(1)
     assert [f.name for f in fields(record)] == [name.strip(" .") for name in header.split(",")]
 
 

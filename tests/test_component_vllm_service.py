@@ -31,8 +31,6 @@ class LoraHostMocks(CloudMocks):
 
 @pytest.fixture(scope="module")
 def run():
-    captured: dict = {}
-
     def program():
         cluster_ready = pulumi_random.RandomId("cluster-ready", byte_length=4)
         head = GpuHost(name="gpu-head", public_ip="203.0.113.20", private_ip="10.40.0.5", user="ops",
@@ -44,13 +42,10 @@ def run():
             api_key=pulumi.Output.secret(API_KEY), extra_args=EXTRA, model_wait_timeout_minutes=5,
             health_timeout_minutes=2,
         ))
-        captured["svc"] = svc
         return {"models": svc.models, "served_model": svc.served_model,
                 "fingerprint": svc.fingerprint, "start_create": svc.start.create, "start_urn": svc.start.urn, "ready_urn": svc.ready.urn}
 
-    result = run_pulumi(program, mocks=LoraHostMocks())
-    result.captured = captured
-    return result
+    return run_pulumi(program, mocks=LoraHostMocks())
 
 
 def test_two_steps_children_of_the_component(run):

@@ -74,7 +74,8 @@ def readme_state_block() -> str:
     blocks = re.findall(r"^ *```bash\n(.*?)^ *```", README, flags=re.M | re.S)
     found = [b for b in blocks if "pulumi stack export" in b]
     assert len(found) == 1
-    return found[0]
+    block: str = found[0]
+    return block
 
 
 @pytest.mark.parametrize("stack, user, head_ip", [("uksouth", "azureuser", "51.142.202.62"), ("aliyun-l20", "root", None)])
@@ -125,9 +126,11 @@ def raw_config(stack: str) -> dict:
 
 def test_stop_downloader_setting():
     raw = raw_config("aliyun-l20")
-    assert parse_settings("aliyun-l20", raw).aliyun.stop_downloader is False
+    aliyun = parse_settings("aliyun-l20", raw).aliyun
+    assert aliyun is not None and aliyun.stop_downloader is False
     raw["aliyun"]["stopDownloader"] = True
-    assert parse_settings("aliyun-l20", raw).aliyun.stop_downloader is True
+    aliyun = parse_settings("aliyun-l20", raw).aliyun
+    assert aliyun is not None and aliyun.stop_downloader is True
     raw["aliyun"]["stopDownloader"] = "maybe"
     with pytest.raises(SettingsError) as err:
         parse_settings("aliyun-l20", raw)

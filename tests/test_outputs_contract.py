@@ -43,7 +43,8 @@ def test_exported_values_have_the_declared_types(stack_run):
 def test_secret_outputs_are_exported_as_secrets():
     values = StackOutputs(endpoint="http://203.0.113.9:8000/v1", served_model="m", api_key="k" * 40,
                           public_ip="203.0.113.9", ssh_command="ssh x", nodes=[], tokens_per_second=1.5,
-                          benchmark={}, ca_certificate="-----BEGIN CERTIFICATE-----\n", generated_ssh_private_key="key")
+                          benchmark={}, ca_certificate="-----BEGIN CERTIFICATE-----\n", roofline_tokens_per_second=3.0,
+                          efficiency=0.5, cost_per_million_tokens=185.19, generated_ssh_private_key="key")
     exported: list[str] = []
 
     def program():
@@ -84,3 +85,13 @@ def test_contract_table_check_fails_on_a_stale_readme(tmp_path, monkeypatch, cap
     assert contract_table.main(["--check"]) == 1
     assert contract_table.main(["--write"]) == 0
     assert contract_table.main(["--check"]) == 0
+
+
+def test_an_optional_output_without_a_value_is_absent_not_null():
+    from stacks.outputs import OPTIONAL_OUTPUTS
+
+    assert OPTIONAL_OUTPUTS == {"costPerMillionTokens"}
+    values = StackOutputs(endpoint="https://203.0.113.9:8000/v1", served_model="m", api_key="k", public_ip="203.0.113.9",
+                          ssh_command="ssh x", nodes=[], tokens_per_second=1.5, benchmark={}, ca_certificate="pem",
+                          roofline_tokens_per_second=3.0, efficiency=0.5)
+    assert list(values.as_exports()) == [name for name in CONTRACT if name != "costPerMillionTokens"]

@@ -51,6 +51,7 @@ def test_stack_files_are_valid_after_the_setup_commands(stack):
 
 def test_rtx4090_values():
     s = parse_settings("rtx4090", raw_settings("rtx4090"))
+    assert s.owned is not None
     assert s.owned.family.name == "nvidia" and s.owned.machine.gpus == 2
     assert s.owned.machine.accelerator.name == "RTX 4090"
     assert s.serving.tensor_parallel_size == 2 and s.serving.gpu_memory_utilization == 0.85
@@ -60,6 +61,7 @@ def test_rtx4090_values():
 
 def test_ascend_values():
     s = parse_settings("ascend-300i", raw_settings("ascend-300i"))
+    assert s.owned is not None
     assert s.owned.family.name == "ascend-310p" and s.owned.machine.gpus == 4
     assert s.serving.tensor_parallel_size == 4 and s.model.max_model_len == 16384
     assert s.serving.image == "quay.io/ascend/vllm-ascend:v0.10.0rc1-310p"
@@ -69,6 +71,7 @@ def test_ascend_values():
 
 def test_local_needs_no_address_user_or_key():
     s = parse_settings("local", raw_settings("local", key=None))
+    assert s.owned is not None
     assert s.owned.hosts[0].local and s.owned.listen_address == "127.0.0.1"
     assert s.model.id == "Qwen/Qwen2.5-7B-Instruct"
 
@@ -110,7 +113,7 @@ def test_a_key_file_that_exists_is_enough(tmp_path):
 def test_a_model_that_does_not_fit_is_refused_with_the_numbers():
     def seventy_two_b(raw):
         raw["model"]["id"] = "Qwen/Qwen2.5-72B-Instruct"
-    problem = one_problem("rtx4090", seventy_two_b, "qwen:model.maxModelLen", "needs", "72.5 weights",
+    problem = one_problem("rtx4090", seventy_two_b, "qwen:model.maxModelLen", "needs", "bf16 weights",
                           "24 GB x gpuMemoryUtilization 0.85 = 20.4 GB")
     assert "per GPU" in problem
 
@@ -118,7 +121,7 @@ def test_a_model_that_does_not_fit_is_refused_with_the_numbers():
 def test_14b_does_not_fit_one_4090():
     def one_gpu(raw):
         raw["model"]["id"] = "Qwen/Qwen2.5-14B-Instruct"
-    one_problem("local", one_gpu, "qwen:model.maxModelLen", "29.5 weights", "20.4 GB")
+    one_problem("local", one_gpu, "qwen:model.maxModelLen", "bf16 weights", "20.4 GB")
 
 
 def test_14b_fits_the_300i_duo_at_tp4_but_not_one_chip():
@@ -126,7 +129,7 @@ def test_14b_fits_the_300i_duo_at_tp4_but_not_one_chip():
         raw["owned"]["hosts"][0]["count"] = 1
         raw["serving"]["tensorParallelSize"] = 1
         raw["model"]["maxModelLen"] = 32768
-    one_problem("ascend-300i", one_chip, "qwen:model.maxModelLen", "29.5 weights", "44 GB x gpuMemoryUtilization 0.5 = 22.0 GB")
+    one_problem("ascend-300i", one_chip, "qwen:model.maxModelLen", "fp16 weights", "44 GB x gpuMemoryUtilization 0.5 = 22.0 GB")
 
 
 def test_tensor_parallel_must_match_the_hosts_count():

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import grpc
 import pytest
+from google.protobuf import struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from tests.harness import ROOT, PreviewMocks, RecordingMonitor, run_stack
@@ -29,8 +30,8 @@ class Registered:
     type: str
     name: str
     urn: str
-    inputs: object  # google.protobuf.Struct, as sent to the engine
-    state: object  # google.protobuf.Struct, as the (mocked) provider answered
+    inputs: struct_pb2.Struct  # as sent to the engine
+    state: struct_pb2.Struct  # as the (mocked) provider answered
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +75,9 @@ class Diagnostic:
 
 @pytest.fixture(scope="module")
 def configured() -> dict[str, list[Registered]]:
-    """Both stacks as their stack files configure them, registered once for this module."""
+    """Every cloud stack as its stack file configures it, registered once for this module."""
     with pytest.MonkeyPatch.context() as mp:
-        return {stack: registered(stack, mp) for stack in ("uksouth", "aliyun-l20")}
+        return {stack: registered(stack, mp) for stack in ("uksouth", "aliyun-l20", "aliyun-l20-fp8")}
 
 
 def analyze(analyzer: analyzer_pb2_grpc.AnalyzerStub, resources: list[Registered]) -> list[Diagnostic]:
@@ -101,7 +102,7 @@ def test_pack_describes_its_mandatory_rules(analyzer):
         "os-disk-fits-weights-and-image": MANDATORY}
 
 
-@pytest.mark.parametrize("stack", ["uksouth", "aliyun-l20"])
+@pytest.mark.parametrize("stack", ["uksouth", "aliyun-l20", "aliyun-l20-fp8"])
 def test_stacks_as_configured_pass(analyzer, stack, configured):
     resources = configured[stack]
     assert any(r.type == "command:remote:Command" for r in resources)
@@ -141,7 +142,6 @@ def test_preview_with_unknown_values_is_not_refused(analyzer, stack, monkeypatch
 
 def test_policy_config_reaches_the_rules(analyzer):
     """`--policy-pack-config` values arrive through Configure: another API port is protected too."""
-    from google.protobuf import struct_pb2
 
     nsg = struct_pb2.Struct()
     nsg.update({"networkSecurityGroupName": "nsg-gpu", "securityRules": [{
@@ -178,7 +178,7 @@ def test_pack_runs_on_the_program_sdk_version():
 def test_stack_rules_read_the_program_real_resources(analyzer, configured, stack, resource_type, change, rule):
     """The stack rules find the program's own hosts, prefetch steps, VPC and NAS rule: a state the
     settings would refuse (a smaller disk, an open NAS) is refused by the pack too."""
-    from google.protobuf import json_format, struct_pb2
+    from google.protobuf import json_format
 
     resources = [dataclasses.replace(r) for r in configured[stack]]  # the state of one is replaced below
     target = next(r for r in resources if r.type == resource_type

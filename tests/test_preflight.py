@@ -3,12 +3,13 @@ REST-shaped fixtures, Aliyun answers through Pulumi mocks; never a network."""
 
 import copy
 import json
+from typing import Any
 
 import pulumi
 import pytest
 import yaml
 from azure.core.exceptions import ClientAuthenticationError
-from azure.mgmt.compute.models import ResourceSku, Usage
+from azure.mgmt.compute.models import ResourceSku, Usage, VirtualMachine
 
 from stacks.preflight import PreflightError
 from stacks.preflight import azure as preflight_azure
@@ -23,6 +24,7 @@ from tests.azure_fakes import (
     set_usage,
     vm_answer,
 )
+from tests.azure_fakes import _VirtualMachines as VirtualMachinesFake
 from tests.harness import ROOT, TEST_CIDR, CloudMocks, PreviewMocks, run_stack
 
 NC48, H100 = "Standard_NC48ads_A100_v4", "Standard_NC40ads_H100_v5"
@@ -30,7 +32,7 @@ NC48, H100 = "Standard_NC48ads_A100_v4", "Standard_NC40ads_H100_v5"
 
 def at(location, vm_size, priority="Spot", zone=None) -> AzureCandidate:
     """A candidate as `qwen:azure.candidates` declares it."""
-    return AzureCandidate(location=location, vmSize=vm_size, priority=priority, zone=zone)
+    return AzureCandidate.model_validate({"location": location, "vmSize": vm_size, "priority": priority, "zone": zone})
 
 
 SPOT_UK = at("uksouth", NC48)
@@ -137,6 +139,7 @@ def test_candidates_are_parsed_and_checked():
         {"location": "westeurope", "vmSize": NC48},
         {"location": "uksouth", "vmSize": H100, "priority": "Regular", "zone": 2},
     ]))
+    assert settings.azure is not None
     assert settings.azure.candidates == (SPOT_UK, at("westeurope", NC48), at("uksouth", H100, "Regular", "2"))
     assert settings.azure.gpu is None and settings.serving.tensor_parallel_size is None
     problems = problems_of(candidates_raw([{"location": "UK South", "vmSize": "NC48", "priority": "spot", "size": 1}]))
@@ -160,13 +163,15 @@ def test_candidates_replace_the_place_keys_in_settings():
         f"qwen:azure.{key}: is decided by qwen:azure.candidates; remove it (or remove candidates)"
         for key in ("location", "vmSize", "priority", "zone")]
     settings = parse_settings("uksouth", candidates_raw([{"location": "uksouth", "vmSize": NC48}]))
+    assert settings.azure is not None
     assert settings.azure.candidates == (SPOT_UK,) and settings.serving.tensor_parallel_size is None
     assert settings.preflight.enabled is True
 
 
 def test_without_candidates_the_place_keys_are_the_one_candidate():
     raw = uksouth_raw(priority="Regular", zone=1)
-    assert candidates_of(parse_settings("uksouth", raw).azure) == (at("uksouth", NC48, "Regular", "1"),)
+    azure = parse_settings("uksouth", raw).azure
+    assert azure is not None and candidates_of(azure) == (at("uksouth", NC48, "Regular", "1"),)
     del raw["azure"]["location"]
     assert problems_of(raw) == [
         "qwen:azure.location: is required; set it with `pulumi config set --path 'qwen:azure.location' uksouth -s uksouth`"]
@@ -326,8 +331,12 @@ def test_preview_with_a_restricted_size_fails_before_any_resource(monkeypatch):
     from pulumi.runtime import mocks as pulumi_mocks
 
     original = pulumi_mocks.MockMonitor.RegisterResource
-    monkeypatch.setattr(pulumi_mocks.MockMonitor, "RegisterResource",
-                        lambda self, request: registered.append(request.type) or original(self, request))
+
+    def recording(self, request):
+        registered.append(request.type)
+        return original(self, request)
+
+    monkeypatch.setattr(pulumi_mocks.MockMonitor, "RegisterResource", recording)
     client = FakeComputeClient(skus=restrict(recorded_skus(), "uksouth", NC48))
     with pytest.raises(PreflightError) as err:
         run_stack("uksouth", monkeypatch, mocks=PreviewMocks(), preview=True, azure_client=client)
@@ -344,14 +353,14 @@ def test_preview_with_a_restricted_size_fails_before_any_resource(monkeypatch):
 
 
 def test_no_azure_login_is_one_line_with_the_fix(monkeypatch):
+    class LoggedOutVirtualMachines(VirtualMachinesFake):
+        def get(self, resource_group_name: str, vm_name: str, *, expand: str | None = None, **kwargs: Any) -> VirtualMachine:
+            raise ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token from the included credentials.")
+
     class Unauthenticated(FakeComputeClient):
         def __init__(self):
             super().__init__()
-            self.virtual_machines.get = self._fail
-
-        @staticmethod
-        def _fail(*args, **kwargs):
-            raise ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token from the included credentials.")
+            self.virtual_machines = LoggedOutVirtualMachines(self)
 
     with pytest.raises(PreflightError) as err:
         run_stack("uksouth", monkeypatch, azure_client=Unauthenticated())

@@ -7,7 +7,7 @@ import components.parsers as parsers
 from tests.harness import PreviewMocks, contract_outputs, run_stack
 
 
-@pytest.mark.parametrize("stack", ["uksouth", "aliyun-l20"])
+@pytest.mark.parametrize("stack", ["uksouth", "aliyun-l20", "aliyun-l20-fp8"])
 def test_preview_registers_everything_without_host_output(stack, monkeypatch):
     def must_not_run(*_args, **_kwargs):
         raise AssertionError("a parser of host output ran during preview")

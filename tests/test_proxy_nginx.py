@@ -31,10 +31,21 @@ UNFORWARDED = ["/invocations", "/tokenize", "/pooling", "/score", "/rerank", "/v
                "/docs", "/metrics", "/", "/healthz", "/health/x"]
 
 
+class UpstreamServer(ThreadingHTTPServer):
+    """The stub vLLM's server: what reached it, and the event that releases a held stream."""
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        super().__init__(address, StubVllm)
+        self.seen: list[tuple[str, str, str | None]] = []
+        self.release = threading.Event()
+        self.released_in_time: list[bool] = []
+
+
 class StubVllm(BaseHTTPRequestHandler):
     """Answers every path with 200 and records what reached it; streams chat completions as SSE."""
 
     protocol_version = "HTTP/1.1"
+    server: UpstreamServer
 
     def log_message(self, *args):
         pass
@@ -71,7 +82,8 @@ class StubVllm(BaseHTTPRequestHandler):
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def make_certificates(d: Path) -> None:
@@ -123,8 +135,7 @@ def proxy(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("proxy")
     (tmp / "certs").mkdir()
     make_certificates(tmp / "certs")
-    upstream = ThreadingHTTPServer(("127.0.0.1", 0), StubVllm)
-    upstream.seen, upstream.release, upstream.released_in_time = [], threading.Event(), []
+    upstream = UpstreamServer(("127.0.0.1", 0))
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
     port = free_port()
     run_dir = tmp / "run"
@@ -142,6 +153,7 @@ def proxy(tmp_path_factory):
     assert started.returncode == 0, started.stderr
     process = subprocess.Popen([nginx, "-e", "stderr", "-c", str(conf_dir / "nginx.conf")],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None  # piped
     deadline = time.monotonic() + 10
     while True:
         try:
@@ -234,6 +246,7 @@ def test_tokens_stream_through_without_buffering(proxy):
          "--connect-to", f"{PUBLIC_IP}:{port}:127.0.0.1:{port}", "-H", f"Authorization: {BEARER}",
          "-H", "X-Test-Hold: 1", "-H", "Content-Type: application/json", "-d", '{"stream": true}',
          f"https://{PUBLIC_IP}:{port}/v1/chat/completions"], stdout=subprocess.PIPE, text=True)
+    assert client.stdout is not None  # piped
     first = client.stdout.readline()
     upstream.release.set()
     rest = client.stdout.read()
@@ -287,7 +300,8 @@ def this_hosts_address() -> str:
     """A non-loopback address of this machine (no packet is sent)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.connect(("192.0.2.1", 9))
-        return s.getsockname()[0]
+        address: str = s.getsockname()[0]
+        return address
 
 
 def run_smoke(proxy, tmp: Path, upstream_port: int, public_ip: str = PUBLIC_IP, wait: int = 120):
@@ -330,8 +344,7 @@ def test_smoke_step_fails_when_the_certificate_does_not_verify(proxy, tmp_path):
 
 def test_smoke_step_fails_when_vllm_listens_on_every_interface(proxy, tmp_path):
     secret_header(tmp_path)
-    exposed = ThreadingHTTPServer(("0.0.0.0", 0), StubVllm)
-    exposed.seen, exposed.release, exposed.released_in_time = [], threading.Event(), []
+    exposed = UpstreamServer(("0.0.0.0", 0))
     threading.Thread(target=exposed.serve_forever, daemon=True).start()
     try:
         result = run_smoke(proxy, tmp_path, exposed.server_address[1])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from typing import Any
 
 import pulumi
 import pytest
@@ -49,7 +50,8 @@ def split(command: str) -> tuple[list[str], dict[str, str], list[str]]:
 
 
 def test_env_round_trips_through_shell_quoting():
-    env = {"IMAGE": "vllm/vllm-openai:v0.11.0", "TRICKY": TRICKY, "EMPTY": "", "NUMBER": 8000}
+    # NUMBER is an int on purpose: callers pass Pulumi-resolved ints, which render as their text.
+    env: dict[str, Any] = {"IMAGE": "vllm/vllm-openai:v0.11.0", "TRICKY": TRICKY, "EMPTY": "", "NUMBER": 8000}
     prefix, parsed, tail = split(render_command("ray-head", "gpu-host-0", "ray_start.sh", env))
     assert prefix == ["sudo", "-n", "env"]
     assert parsed == {"IMAGE": "vllm/vllm-openai:v0.11.0", "TRICKY": TRICKY, "EMPTY": "", "NUMBER": "8000",
@@ -96,7 +98,7 @@ def test_common_sh_needs_step_and_host_and_unknown_scripts_fail():
 
 
 def _host(**kw) -> GpuHost:
-    values = dict(name="gpu-h", public_ip="203.0.113.10", private_ip="10.0.0.10", user="ops", private_key="k",
+    values: dict[str, Any] = dict(name="gpu-h", public_ip="203.0.113.10", private_ip="10.0.0.10", user="ops", private_key="k",
                   gpu_count=2, instance_id="i-abc")
     values.update(kw)
     return GpuHost(**values)

@@ -43,6 +43,7 @@ def test_stack_files_are_valid(stack):
 
 def test_uksouth_values():
     s = parse_settings("uksouth", raw_settings("uksouth"))
+    assert s.azure is not None and s.azure.gpu is not None
     assert s.azure.gpu.gpus == 2 and s.serving.tensor_parallel_size == 2
     assert s.azure.nvidia_driver.settings == {"updateOS": False, "installCUDA": False, "driverVersion": "12.8"}
     assert s.access.allowed_cidrs == (TEST_CIDR,)
@@ -259,10 +260,10 @@ def test_extra_args_cannot_override_managed_flags(arg):
 
 
 def test_extra_args_without_whitespace():
-    one_problem("uksouth", _set("serving", extraArgs=["--max-num-seqs 64"]), "qwen:serving.extraArgs[0]", "two items")
+    one_problem("uksouth", _set("serving", extraArgs=["--block-size 32"]), "qwen:serving.extraArgs[0]", "two items")
     raw = raw_settings("uksouth")
-    raw["serving"]["extraArgs"] = ["--max-num-seqs", "64", "--enable-chunked-prefill"]
-    assert parse_settings("uksouth", raw).serving.extra_args == ("--max-num-seqs", "64", "--enable-chunked-prefill")
+    raw["serving"]["extraArgs"] = ["--block-size", "32", "--enable-chunked-prefill"]
+    assert parse_settings("uksouth", raw).serving.extra_args == ("--block-size", "32", "--enable-chunked-prefill")
 
 
 @pytest.mark.parametrize("port", [6379, 8265, 10001, 15000, 52365])
@@ -346,26 +347,29 @@ def test_whole_internet_in_pieces_with_opt_in():
 def test_known_system_disk_categories(category):
     raw = raw_settings("aliyun-l20")
     raw["aliyun"]["systemDiskCategory"] = category
-    assert parse_settings("aliyun-l20", raw).aliyun.system_disk_category == category
+    aliyun = parse_settings("aliyun-l20", raw).aliyun
+    assert aliyun is not None and aliyun.system_disk_category == category
 
 
 @pytest.mark.parametrize("mount_dir, subdir", [("/mnt", "models"), ("/data/nas", "qwen/models"), ("/mnt/nas", "m.v2")])
 def test_nas_paths_inside_their_own_directory_pass(mount_dir, subdir):
     raw = raw_settings("aliyun-l20")
     raw["aliyun"]["nas"].update(mountDir=mount_dir, modelsSubdir=subdir)
-    nas = parse_settings("aliyun-l20", raw).aliyun.nas
+    aliyun = parse_settings("aliyun-l20", raw).aliyun
+    assert aliyun is not None
+    nas = aliyun.nas
     assert (nas.mount_dir, nas.models_subdir) == (mount_dir, subdir)
 
 
 def test_new_settings_defaults_and_values():
     uk, ali = parse_settings("uksouth", raw_settings("uksouth")), parse_settings("aliyun-l20", raw_settings("aliyun-l20"))
     assert uk.serving.proxy_image == "nginx:1.28.0-alpine" and uk.serving.min_driver_version == "570"
-    assert ali.aliyun.stop_downloader is False
+    assert ali.aliyun is not None and ali.aliyun.stop_downloader is False
     raw = raw_settings("aliyun-l20")
     raw["serving"]["minDriverVersion"] = 575  # YAML reads an unquoted version as a number
     raw["aliyun"]["stopDownloader"] = True
     s = parse_settings("aliyun-l20", raw)
-    assert s.serving.min_driver_version == "575" and s.aliyun.stop_downloader is True
+    assert s.serving.min_driver_version == "575" and s.aliyun is not None and s.aliyun.stop_downloader is True
     raw["serving"]["minDriverVersion"] = "570.172.08"
     assert parse_settings("aliyun-l20", raw).serving.min_driver_version == "570.172.08"
 
@@ -375,8 +379,12 @@ def test_benchmark_scenarios_replace_the_defaults():
     raw["benchmark"]["scenarios"] = [{"name": "only", "inputTokens": 64, "outputTokens": 64}]
     names = [s.name for s in parse_settings("uksouth", raw).benchmark.scenarios]
     assert names == [SEED_SCENARIO, "only"]
-    default = [s.name for s in parse_settings("uksouth", raw_settings("uksouth")).benchmark.scenarios]
-    assert default == [SEED_SCENARIO, "chat-1k-in-256-out-c8", "batch-256-in-256-out-c192"]
+    default = parse_settings("uksouth", raw_settings("uksouth")).benchmark.scenarios
+    assert [s.name for s in default] == [SEED_SCENARIO, *(f"sweep-256-in-256-out-c{c}" for c in (1, 8, 32, 64, 128, 192))]
+    # max(8, 4 x concurrency) prompts after one unmeasured wave of warm-ups, 256 in / 256 out
+    assert [(s.num_prompts, s.concurrency, s.warmups) for s in default[1:]] == [
+        (8, 1, 1), (32, 8, 8), (128, 32, 32), (256, 64, 64), (512, 128, 128), (768, 192, 192)]
+    assert {(s.input_tokens, s.output_tokens) for s in default[1:]} == {(256, 256)}
 
 
 # ---------------------------------------------------------------------------- every qwen:* key
@@ -431,7 +439,7 @@ def _table_rows(model=None, prefix=""):
         if section and typing.get_origin(field.annotation) is not tuple:  # a list of objects is one row
             rows += _table_rows(section, key + ".")
             continue
-        extra = field.json_schema_extra or {}
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
         default = extra.get("shown") or ("(required)" if field.is_required() else
                                           f"`{str(field.default).lower() if isinstance(field.default, bool) else field.default}`")
         rows.append(f"| `qwen:{key}` | {default} | {field.description} |")
@@ -472,7 +480,7 @@ def test_flat_and_unknown_keys_are_refused_before_any_resource(monkeypatch, stac
         f"qwen:benchmark.runId: is a flat key (set without --path), which nothing reads. Set what you meant with "
         f"`pulumi config set --path 'qwen:benchmark.runId' 2 -s {stack}` and remove this one with "
         f"`pulumi config rm 'qwen:benchmark.runId' -s {stack}`",
-        "qwen:foo: is not a known setting (known: access, aliyun, azure, benchmark, cloud, model, owned, preflight, serving, "
+        "qwen:foo: is not a known setting (known: access, aliyun, azure, benchmark, cloud, cost, model, owned, preflight, serving, "
         "sshPrivateKey); check its spelling, or remove it",
     ]
 
@@ -489,7 +497,7 @@ def test_settings_read_from_the_engine_config(monkeypatch):
     from stacks.settings import load_settings
     from tests.harness import run_pulumi, stack_config
 
-    loaded = {}
+    loaded: dict = {}
     config = stack_config("aliyun-l20", serving={**yaml.safe_load((ROOT / "Pulumi.aliyun-l20.yaml").read_text())[
         "config"]["qwen:serving"], "minDriverVersion": "575"})
     run_pulumi(lambda: loaded.update(s=load_settings()), stack="aliyun-l20", config=config)

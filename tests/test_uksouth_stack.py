@@ -131,7 +131,8 @@ def test_bootstrap_order(run):
     cloud_init = cmds["gpu-cloud-init"]
     assert run.depends_on(ext, cloud_init), "the driver extension must wait for cloud-init's apt"
     chain = ["ray-vm-qwen-nc48-node-ready", "vllm-serve", "vllm-health",
-             "proxy-start", "proxy-smoke", "bench-seed-10k-in-800-out-c1", "bench-chat-1k-in-256-out-c8", "bench-batch-256-in-256-out-c192"]
+             "proxy-start", "proxy-smoke", "bench-seed-10k-in-800-out-c1",
+             *(f"bench-sweep-256-in-256-out-c{c}" for c in (1, 8, 32, 64, 128, 192))]
     assert run.depends_on(cmds[chain[0]], ext)
     for earlier, later in zip(chain, chain[1:]):
         assert run.depends_on(cmds[later], cmds[earlier]), f"{later} must come after {earlier}"
@@ -187,7 +188,7 @@ def test_outputs_contract(run):
         {"index": 1, "name": "NVIDIA A100 80GB PCIe", "memoryMiB": 81920, "driver": "570.172.08"}]}]
     seed = json.loads(fixture("vllm_bench_seed.json"))
     assert o["tokensPerSecond"] == seed["output_throughput"]
-    assert set(o["benchmark"]) == {"seed-10k-in-800-out-c1", "chat-1k-in-256-out-c8", "batch-256-in-256-out-c192"}
+    assert list(o["benchmark"]) == ["seed-10k-in-800-out-c1", *(f"sweep-256-in-256-out-c{c}" for c in (1, 8, 32, 64, 128, 192))]
     assert o["benchmark"]["seed-10k-in-800-out-c1"]["median_ttft_ms"] == seed["median_ttft_ms"]
 
 
@@ -209,7 +210,7 @@ def test_run_id_re_runs_only_the_benchmarks(run, monkeypatch):
     before, after = run.commands(), rerun.commands()
     assert set(before) == set(after)
     benches = {name for name in after if name.startswith("bench-")}
-    assert len(benches) == 3
+    assert len(benches) == 7  # the seed scenario and the six sweep points
     for name in after:
         if name in benches:
             assert before[name].inputs["triggers"] != after[name].inputs["triggers"], name

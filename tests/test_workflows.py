@@ -18,12 +18,12 @@ from tests.harness import ROOT
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 # The stacks that rent real clouds (other stack files, such as test tiers', are not previewed).
-STACKS = ["aliyun-l20", "uksouth"]
+STACKS = ["aliyun-l20", "aliyun-l20-fp8", "uksouth"]
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 
 
 def load(name: str) -> dict[str, Any]:
-    doc = yaml.safe_load((WORKFLOWS / name).read_text())
+    doc: dict[Any, Any] = yaml.safe_load((WORKFLOWS / name).read_text())  # keys: str, and True (below)
     doc["on"] = doc.pop(True, doc.get("on"))  # YAML 1.1 reads the key `on` as true
     return doc
 

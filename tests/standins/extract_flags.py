@@ -35,7 +35,8 @@ def kwargs_sources(tree: ast.AST) -> dict[str, str]:
     found = {}
     for node in ast.walk(tree):
         if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
-                and getattr(node.value.func, "id", "") == "get_kwargs" and node.value.args):
+                and getattr(node.value.func, "id", "") == "get_kwargs" and node.value.args
+                and isinstance(node.targets[0], ast.Name)):
             found[node.targets[0].id] = ast.unparse(node.value.args[0])
     return found
 
@@ -76,8 +77,9 @@ def literal_choices(annotation: str) -> list[str] | None:
             continue
         if isinstance(member, ast.Subscript) and ast.unparse(member.value) == "Literal":
             elts = member.slice.elts if isinstance(member.slice, ast.Tuple) else [member.slice]
-            if all(isinstance(e, ast.Constant) for e in elts):
-                choices.extend(str(e.value) for e in elts)
+            constants = [e for e in elts if isinstance(e, ast.Constant)]
+            if len(constants) == len(elts):
+                choices.extend(str(e.value) for e in constants)
                 continue
         return None
     return choices or None
@@ -112,7 +114,7 @@ def flags_of(path: Path, rel: str, classes: dict[str, dict[str, str]]) -> dict[s
             if k.arg is None and isinstance(k.value, ast.Subscript):  # **model_kwargs["field"]
                 var, field = ast.unparse(k.value.value), k.value.slice
                 cls = sources.get(var)
-                if cls and isinstance(field, ast.Constant):
+                if cls and isinstance(field, ast.Constant) and isinstance(field.value, str):
                     annotation = classes.get(cls, {}).get(field.value, "")
                     if "bool" in annotation and "action" not in keywords and "type" not in keywords:
                         takes_value, boolean_optional = False, True
@@ -162,7 +164,7 @@ def main(vllm_src: str, ray_scripts: str) -> None:
             keywords = {k.arg: k.value for k in deco.keywords}
             is_flag = "is_flag" in keywords and ast.unparse(keywords["is_flag"]) == "True"
             for a in deco.args:
-                if isinstance(a, ast.Constant) and str(a.value).startswith("-"):
+                if isinstance(a, ast.Constant) and isinstance(a.value, str) and a.value.startswith("-"):
                     ray_start[a.value] = {"value": not is_flag, "source": "ray/scripts/scripts.py"}
     print(json.dumps({
         "vllm_version": "0.11.0", "ray_version": "2.49.2",

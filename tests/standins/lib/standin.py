@@ -14,6 +14,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any, NoReturn
 
 STANDINS_DIR = Path(__file__).resolve().parent.parent
 FLAGS = STANDINS_DIR / "flags.json"
@@ -54,7 +55,7 @@ def _path(name: str) -> Path:
 
 
 def merged_defaults(data: dict) -> dict:
-    out = json.loads(json.dumps(DEFAULT_STATE))
+    out: dict[str, Any] = json.loads(json.dumps(DEFAULT_STATE))
     for key, value in data.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = {**out[key], **value}
@@ -90,13 +91,14 @@ def record(tool: str, argv: list[str]) -> None:
         calls.write(json.dumps({"tool": tool, "argv": argv}) + "\n")
 
 
-def die(message: str, code: int = 1) -> None:
+def die(message: str, code: int = 1) -> NoReturn:
     print(message, file=sys.stderr)
     sys.exit(code)
 
 
 def flags(table: str) -> dict[str, dict]:
-    return json.loads(FLAGS.read_text())[table]
+    tables: dict[str, dict[str, dict]] = json.loads(FLAGS.read_text())
+    return tables[table]
 
 
 def fire_events(data: dict) -> None:
@@ -125,7 +127,8 @@ def parse_args(argv: list[str], table: dict[str, dict], tool: str, allow_equals:
     table: flag -> {"value": bool, "choices": [...]}. Accepts --flag=value and --flag value, and
     underscores in long flags when the tool does (vLLM's FlexibleArgumentParser does).
     """
-    pairs, positionals = [], []
+    pairs: list[tuple[str, str | None]] = []
+    positionals: list[str] = []
     i = 0
     while i < len(argv):
         arg = argv[i]

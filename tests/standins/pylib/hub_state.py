@@ -19,7 +19,8 @@ def revision_of(model_id: str, revision: str, not_found: type, revision_not_foun
         raise not_found(f"404 Client Error. Repository Not Found for url: {model_id}")
     if revision not in models[model_id]:
         raise revision_not_found(f"404 Client Error. Revision Not Found for url: {model_id}@{revision}")
-    return models[model_id][revision]
+    entry: dict = models[model_id][revision]
+    return entry
 
 
 def content(path: str, size: int) -> bytes:

@@ -10,12 +10,15 @@ import hub_state
 from modelscope.hub.errors import NotExistError
 
 
-def snapshot_download(model_id: str = None, revision: Optional[str] = None, cache_dir=None, user_agent=None,
+def snapshot_download(model_id: Optional[str] = None, revision: Optional[str] = None, cache_dir=None, user_agent=None,
                       local_files_only: bool = False, cookies=None, ignore_file_pattern=None,
                       allow_file_pattern=None, local_dir: Optional[str] = None, allow_patterns=None,
-                      ignore_patterns=None, max_workers: int = 8, repo_id: str = None, repo_type: Optional[str] = "model",
+                      ignore_patterns=None, max_workers: int = 8, repo_id: Optional[str] = None,
+                      repo_type: Optional[str] = "model",
                       enable_file_lock=None, progress_callbacks=None) -> str:
     model_id = model_id or repo_id
+    if model_id is None:
+        raise ValueError("snapshot_download needs model_id or repo_id")
     revision = revision or "master"
     if local_dir is None:
         raise ValueError("the stand-in models downloads into local_dir only")
