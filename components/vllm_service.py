@@ -81,7 +81,7 @@ class VllmService(pulumi.ComponentResource):
         )
         # Changes whenever the serve command does (image, flags, host): an edited `create` re-runs
         # the serve step in place, so its id alone would not tell the steps after it.
-        self.fingerprint = self.start.create.apply(lambda create: hashlib.sha256(create.encode()).hexdigest()[:16])
+        self.fingerprint = self.start.create.apply(lambda create: hashlib.sha256((create or "").encode()).hexdigest()[:16])
         self.ready = remote_step(
             f"{name}-health", step="vllm-health", host=args.head, script="vllm_health.sh",
             env={"PORT": str(args.port), "SERVED_NAME": args.served_name,

@@ -53,7 +53,7 @@ def serve_and_measure(settings: Settings, hosts: Sequence[GpuHost], model_root: 
         head=ray.head, cluster_ready=ray.ready, image=serving.image, model_root=model_root, model_dir=model_dir,
         model_revision=settings.model.revision,
         served_name=settings.model.served_name, port=VLLM_LOCAL_PORT,
-        tensor_parallel_size=serving.tensor_parallel_size, pipeline_parallel_size=serving.pipeline_parallel_size,
+        tensor_parallel_size=settings.layout.tensor_parallel_size, pipeline_parallel_size=serving.pipeline_parallel_size,
         max_model_len=settings.model.max_model_len, gpu_memory_utilization=serving.gpu_memory_utilization,
         private_interface=serving.private_interface, api_key=api_key.result, extra_args=serving.vllm_args,
         model_wait_timeout_minutes=serving.model_wait_timeout_minutes,

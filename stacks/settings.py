@@ -95,6 +95,12 @@ class _Problems(ValueError):
     """Rules across the fields of one section: a list of (key inside the section, message)."""
 
 
+def _context(info: ValidationInfo) -> dict[str, Any]:
+    """What parse_settings hands every validator: the stack, the cloud and the secret SSH key."""
+    assert isinstance(info.context, dict), "settings are validated through parse_settings"
+    return info.context
+
+
 def _report(problems: list[tuple[str, str]]) -> None:
     if problems:
         raise _Problems(problems)
@@ -239,11 +245,11 @@ class AccessSettings(_Section):
     @classmethod
     def _key_file_default(cls, data: Any, info: ValidationInfo) -> Any:
         data = _without_nulls(data)
-        return {"sshKeyFile": f"~/.ssh/qwen-{info.context['stack']}.pem", **data} if isinstance(data, Mapping) else data
+        return {"sshKeyFile": f"~/.ssh/qwen-{_context(info)['stack']}.pem", **data} if isinstance(data, Mapping) else data
 
     @model_validator(mode="after")
     def _rules(self, info: ValidationInfo) -> "AccessSettings":
-        key, cloud, private_key = self.ssh_public_key, info.context["cloud"], info.context["private_key"]
+        key, cloud, private_key = self.ssh_public_key, _context(info)["cloud"], _context(info)["private_key"]
         opt_in = f"`pulumi config set --path '{NAMESPACE}:access.allowAnySource' true -s <stack>`"
         nets, problems = [ipaddress.IPv4Network(c) for c in self.allowed_cidrs], []
         if not self.allow_any_source and any(n.prefixlen == 0 for n in ipaddress.collapse_addresses(nets)):
@@ -296,7 +302,7 @@ class ModelSettings(_Section):
         if self.max_model_len > native:
             problems.append(("maxModelLen", f"{self.max_model_len} exceeds the {native} tokens {self.id} supports "
                              f"without rope scaling; set it to {native} or less"))
-        if info.context["cloud"] == "aliyun" and self.source != "modelscope":
+        if _context(info)["cloud"] == "aliyun" and self.source != "modelscope":
             problems.append(("source", "aliyun stacks download with ModelScope into the NAS; set it to modelscope"))
         _report(problems)
         return self
@@ -590,8 +596,9 @@ class AzureSettings(_Section):
         elif "candidates" not in given:
             for field in (type(self).model_fields[name] for name in ("location", "vm_size")):
                 if field.alias not in given:
-                    fix = _fix_command(f"azure.{field.alias}", field.json_schema_extra["example"], "<stack>")
-                    problems.append((field.alias, f"is required; set it with {fix}"))
+                    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+                    fix = _fix_command(f"azure.{field.alias}", extra.get("example"), "<stack>")
+                    problems.append((str(field.alias), f"is required; set it with {fix}"))
         sizes = [c.vm_size for c in self.candidates] or [self.vm_size or ""]
         if "gen2" not in self.image.sku and any("NC" in size for size in sizes):
             problems.append(("image.sku", f"'{self.image.sku}' is not a Gen2 image; NC A100 v4 sizes boot Gen2 images "
@@ -728,7 +735,9 @@ def _section_of(annotation: Any) -> Optional[type[_Section]]:
 
 def _declared(key: str) -> tuple[Optional[type[_Section]], Any]:
     """The object that holds `key` (as in `qwen:<key>`) and the key's field; None for what is not declared."""
-    holder, model, field = None, Settings, None
+    holder: Optional[type[_Section]] = None
+    model: Optional[type[_Section]] = Settings
+    field = None
     for part in re.sub(r"\[\d+\]", "", key).split("."):
         holder, field = model, next((f for f in model.model_fields.values() if f.alias == part), None) if model else None
         model = _section_of(field.annotation) if field else None
@@ -760,7 +769,8 @@ def _message(error: Mapping[str, Any], stack: str) -> list[str]:
         example = ((_declared(key)[1].json_schema_extra or {}) if _declared(key)[1] else {}).get("example")
         text = "is required" + (f"; set it with {_fix_command(key, example, stack)}" if example is not None else "")
     elif kind == "extra_forbidden":
-        known = sorted(f.alias for f in _declared(key)[0].model_fields.values()) if _declared(key)[0] else []
+        holder = _declared(key)[0]
+        known = sorted(str(f.alias) for f in holder.model_fields.values()) if holder else []
         text = f"is not a known setting (known: {', '.join(known)}); check its spelling, or remove it"
     elif kind == "value_error":
         text = str(ctx["error"])
@@ -787,8 +797,10 @@ def _check_layout(settings: Settings) -> list[str]:
     (stacks/preflight/azure.py:sized_for)."""
     serving, model, problems = settings.serving, settings.model, []
     if settings.cloud == "azure":
+        assert settings.azure is not None
         size_key, size = "azure.vmSize", settings.azure.vm_size
     elif settings.cloud == "aliyun":
+        assert settings.aliyun is not None
         size_key, size = "aliyun.gpuInstanceType", settings.aliyun.gpu_instance_type
     else:
         raise ValueError(f"no layout rule for cloud {settings.cloud!r}")
@@ -869,8 +881,10 @@ def system_disk_needed_gb(serving: ServingSettings, weights_gb: float) -> float:
 
 def _check_disk(settings: Settings) -> list[str]:
     if settings.cloud == "azure":
+        assert settings.azure is not None
         have, key, weights = settings.azure.os_disk_size_gb, "azure.osDiskSizeGb", settings.model.spec.weights_gb
     elif settings.cloud == "aliyun":
+        assert settings.aliyun is not None
         have, key, weights = settings.aliyun.gpu_system_disk_gb, "aliyun.gpuSystemDiskGb", 0.0  # weights on the NAS
     else:
         raise ValueError(f"no disk rule for cloud {settings.cloud!r}")
