@@ -157,7 +157,7 @@ def remote_step(
         add_previous_output_in_env=False,
         # With a secret on stdin, nothing the step prints is streamed to the engine's logs (a
         # failure still shows the step's output in the error).
-        logging="none" if stdin is not None else None,
+        logging=remote.Logging.NONE if stdin is not None else None,
         stdin=pulumi.Output.secret(stdin) if stdin is not None else None,
     )
     opts = pulumi.ResourceOptions(
