@@ -13,9 +13,10 @@ the machine. No secret is ever part of a cloud-init document (Azure keeps custom
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Optional
 
 import yaml
 
@@ -90,7 +91,7 @@ class NasMount:
     mount_dir: str
 
 
-def _script(name: str, path: Optional[str] = None) -> dict:
+def _script(name: str, path: str | None = None) -> dict:
     return {
         "path": path or f"{BIN_DIR}/{name.replace('_', '-')}",
         "permissions": "0755",
@@ -108,7 +109,7 @@ def _unit(name: str, content: str) -> dict:
     return {"path": f"/etc/systemd/system/{name}", "permissions": "0644", "owner": "root:root", "content": content}
 
 
-def _document(packages: list[str], write_files: list[dict], nas: Optional[NasMount]) -> str:
+def _document(packages: list[str], write_files: list[dict], nas: NasMount | None) -> str:
     doc: dict = {
         "bootcmd": [["systemctl", "mask", "--now", *APT_BACKGROUND_UNITS]],
         "package_update": True,
@@ -122,7 +123,7 @@ def _document(packages: list[str], write_files: list[dict], nas: Optional[NasMou
     return "#cloud-config\n" + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=1000)
 
 
-def gpu_node(*, nvidia_driver_package: Optional[str] = None, nas: Optional[NasMount] = None,
+def gpu_node(*, nvidia_driver_package: str | None = None, nas: NasMount | None = None,
              toolkit_repo: str = NVIDIA_CONTAINER_TOOLKIT_REPO) -> str:
     """A GPU node: docker, the NVIDIA container toolkit (from ``toolkit_repo``, NVIDIA's apt
     repository or a mirror of it) and the prefetch service; with ``nvidia_driver_package`` the

@@ -10,8 +10,8 @@ Facts: ../shared/ACCELERATORS.md.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 import pulumi
 

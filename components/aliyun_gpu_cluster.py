@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_alicloud as alicloud
@@ -74,7 +74,7 @@ class AliyunGpuClusterArgs:
     gpu_user_data: Callable[[str], str]
     downloader_user_data: Callable[[str], str]
     download_timeout_hours: int
-    image_id: Optional[str] = None
+    image_id: str | None = None
     preflight_urls: Sequence[str] = ()
     preflight_hint: str = ""
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -166,7 +166,7 @@ class AliyunGpuCluster(pulumi.ComponentResource):
     (the model-download step), ``download_summary`` (its parsed JSON), ``zone_id``, ``vpc_id``,
     ``mount_target_domain``, ``gpu_instances``, ``downloader_instance``."""
 
-    def __init__(self, name: str, args: AliyunGpuClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: AliyunGpuClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("qwen:aliyun:AliyunGpuCluster", name, None, opts)
         if args.gpu_node_count < 1:
             raise ValueError("AliyunGpuCluster needs gpu_node_count >= 1")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
 
 import pulumi
 from pulumi_azure_native import compute, network, resources
@@ -58,7 +58,7 @@ class AzureSpotGpuVmArgs:
     spot_max_price: float = -1
     eviction_policy: str = "Deallocate"
     priority: str = "Spot"
-    zone: Optional[str] = None
+    zone: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -87,7 +87,7 @@ class AzureSpotGpuVm(pulumi.ComponentResource):
     """Outputs: ``public_ip``, ``private_ip``, ``host`` (GpuHost, ready once the driver is in),
     ``vm``, ``driver`` (the extension), ``resource_group``."""
 
-    def __init__(self, name: str, args: AzureSpotGpuVmArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: AzureSpotGpuVmArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("qwen:azure:AzureSpotGpuVm", name, None, opts)
         # Named resources cannot coexist with their replacement: delete first.
         named = pulumi.ResourceOptions(parent=self, delete_before_replace=True)

@@ -7,8 +7,8 @@ when ``run_id`` changes or the serve command changes, and never touch the machin
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import pulumi
 
@@ -57,7 +57,7 @@ class Benchmark(pulumi.ComponentResource):
     """Outputs: ``results`` ({scenario name: metrics}), ``tokens_per_second`` (the headline
     scenario's output_throughput), ``steps`` (the Commands, in run order)."""
 
-    def __init__(self, name: str, args: BenchmarkArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: BenchmarkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("qwen:serving:Benchmark", name, None, opts)
         if args.headline not in [s.name for s in args.scenarios]:
             raise ValueError(f"Benchmark: headline scenario {args.headline!r} is not among the scenarios")

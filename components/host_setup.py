@@ -14,8 +14,8 @@ import gzip
 import io
 import json
 import tarfile
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Optional, Sequence
 
 import pulumi
 
@@ -83,7 +83,7 @@ class HostSetup(pulumi.ComponentResource):
     """Outputs: ``step`` (the Command), ``private_ip`` (IPv4 of the private interface), ``arch``
     (`uname -m`) and ``host`` (the input host with these filled in and the step as its readiness)."""
 
-    def __init__(self, name: str, args: HostSetupArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: HostSetupArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("qwen:owned:HostSetup", name, None, opts)
         family = args.host.accelerator
         files = cloudinit.owned_node_files()

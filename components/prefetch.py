@@ -9,8 +9,8 @@ on the running machine instead of replacing it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import pulumi
 
@@ -51,7 +51,7 @@ def registry_probe_urls(image: str) -> list[str]:
 class Prefetch(pulumi.ComponentResource):
     """Outputs: ``steps`` ({host name: its prefetch step}), for the steps that follow to depend on."""
 
-    def __init__(self, name: str, args: PrefetchArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: PrefetchArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("qwen:serving:Prefetch", name, None, opts)
         self.steps = {
             host.name: remote_step(

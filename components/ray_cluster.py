@@ -9,8 +9,8 @@ every device under the accelerator's Ray resource (GPU, or NPU on Ascend).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import pulumi
 
@@ -45,7 +45,7 @@ class RayCluster(pulumi.ComponentResource):
     ``gpu_total`` (devices in `ray status`, or on the one host), ``ready`` (the last step, to depend
     on), ``uses_ray`` (False for one host: vLLM runs with the mp executor)."""
 
-    def __init__(self, name: str, args: RayClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: RayClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("qwen:serving:RayCluster", name, None, opts)
         if not args.hosts:
             raise ValueError("RayCluster needs at least one host")

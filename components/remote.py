@@ -12,9 +12,10 @@ team owns gets delete commands that remove what a step started; the machine runn
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any
 
 import pulumi
 from pulumi_command import local, remote
@@ -122,15 +123,15 @@ def remote_step(
     step: str,
     host: GpuHost,
     script: str,
-    env: Optional[Mapping[str, pulumi.Input[str]]] = None,
-    stdin: Optional[pulumi.Input[str]] = None,
-    triggers: Optional[Sequence[pulumi.Input]] = None,
+    env: Mapping[str, pulumi.Input[str]] | None = None,
+    stdin: pulumi.Input[str] | None = None,
+    triggers: Sequence[pulumi.Input] | None = None,
     parent: pulumi.Resource,
-    depends_on: Optional[Sequence[pulumi.Resource]] = None,
-    removes: Optional[Removal] = None,
+    depends_on: Sequence[pulumi.Resource] | None = None,
+    removes: Removal | None = None,
     check_sudo: bool = False,
     frozen: bool = False,
-) -> Union[remote.Command, local.Command]:
+) -> remote.Command | local.Command:
     """One bootstrap step on one host, as a remote Command (a local one on the machine running pulumi).
 
     The secret (if any) is passed on stdin so it never appears in the command line,

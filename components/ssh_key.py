@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import pulumi
 import pulumi_tls as tls
@@ -15,8 +14,8 @@ class SshKeyArgs:
     Alibaba Cloud imports rsa, dsa and ecdsa keys only, and one key type serves every cloud).
     private_key: the private half of public_key (a secret), required when public_key is given."""
 
-    public_key: Optional[str] = None
-    private_key: Optional[pulumi.Input[str]] = None
+    public_key: str | None = None
+    private_key: pulumi.Input[str] | None = None
 
 
 class SshKey(pulumi.ComponentResource):
@@ -27,7 +26,7 @@ class SshKey(pulumi.ComponentResource):
     private_key: pulumi.Output[str]
     generated: bool
 
-    def __init__(self, name: str, args: SshKeyArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: SshKeyArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("qwen:access:SshKey", name, None, opts)
         self.generated = args.public_key is None
         if args.public_key is None:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import pulumi
 import pulumi_tls as tls
@@ -39,7 +39,7 @@ CA_CERT_HOURS = 10 * 365 * 24
 
 
 def nginx_config(port: int, upstream_port: int, conf_dir: str = CONTAINER_CONF_DIR, listen_address: str = "0.0.0.0",
-                 run_dir: str = "/tmp", user: Optional[str] = "nginx") -> str:
+                 run_dir: str = "/tmp", user: str | None = "nginx") -> str:
     """The proxy's complete nginx.conf. The API key is not in it: the `map` includes
     ``api-key.map`` (one root-only line the start step writes from stdin). conf_dir, run_dir,
     listen_address and user are parameters so that the tests run this same config in a real nginx."""
@@ -143,7 +143,7 @@ class TlsProxyArgs:
     api_key: pulumi.Input[str]  # secret; reaches the host on stdin only
     served_name: str  # the model name the smoke request sends
     listen_address: str = "0.0.0.0"  # where nginx listens on the head (owned machines: qwen:owned.listenAddress)
-    api_host: Optional[str] = None  # the address or DNS name clients use; None: the head's public IP
+    api_host: str | None = None  # the address or DNS name clients use; None: the head's public IP
 
 
 def _is_ip(host: str) -> bool:
@@ -169,7 +169,7 @@ class TlsProxy(pulumi.ComponentResource):
     ca_certificate: pulumi.Output[str]
     smoke: pulumi.Output[dict]
 
-    def __init__(self, name: str, args: TlsProxyArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: TlsProxyArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("qwen:serving:TlsProxy", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         # ECDSA P-256: what every TLS client verifies, and small keys and certificates.
@@ -184,7 +184,7 @@ class TlsProxy(pulumi.ComponentResource):
         # Clients reach the head by its public IP (or the address or name an owned machine is
         # reached by); hosts in the private network by its private IP.
         ip_addresses: pulumi.Input[Sequence[pulumi.Input[str]]]
-        dns_names: Optional[list[str]] = None
+        dns_names: list[str] | None = None
         api_host = args.api_host
         if api_host is None:
             ip_addresses = [args.head.public_ip, args.head.private_ip]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
 
 import pulumi
 
@@ -58,7 +58,7 @@ class VllmService(pulumi.ComponentResource):
     (ids /v1/models lists), ``start`` (the serve step), ``ready`` (the health step) and
     ``fingerprint`` (changes whenever the serve command does; steps after it use it as a trigger)."""
 
-    def __init__(self, name: str, args: VllmServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: VllmServiceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("qwen:serving:VllmService", name, None, opts)
         if args.executor not in ("mp", "ray"):
             raise ValueError(f"VllmService: executor must be mp or ray, got {args.executor!r}")

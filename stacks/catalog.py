@@ -8,7 +8,6 @@ settings refuse what they cannot size.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 # Bytes per weight in GPU memory, by weight format. AWQ is 4-bit with a 16-bit scale and a 4-bit
 # zero point per group of 128 weights: 0.5 + 2/128 + 0.5/128 bytes.
@@ -87,7 +86,7 @@ class Accelerator:
     memory_gb: float  # per device, nominal GB as sold (vLLM's utilization applies to it)
     bandwidth_gb_per_s: float  # device memory bandwidth from the vendor's sheet
     tflops_16bit: float  # peak dense bf16/fp16 tensor TFLOP/s (no sparsity)
-    tflops_fp8: Optional[float]  # peak dense fp8 tensor TFLOP/s; None: no native fp8 (A100: weight-only fp8 at 16-bit speed)
+    tflops_fp8: float | None  # peak dense fp8 tensor TFLOP/s; None: no native fp8 (A100: weight-only fp8 at 16-bit speed)
     weight_dtypes: tuple[str, ...]  # weight formats vLLM serves on it (keys of BYTES_PER_WEIGHT)
 
     def tflops_for(self, weight_dtype: str) -> float:

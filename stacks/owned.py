@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Optional
 
 import pulumi
 
@@ -24,7 +23,7 @@ from stacks.settings import OwnedHostSettings, OwnedSettings, Settings
 LOOPBACK = "127.0.0.1"
 
 
-def private_key(settings: Settings, owned: OwnedSettings) -> Optional[pulumi.Input[str]]:
+def private_key(settings: Settings, owned: OwnedSettings) -> pulumi.Input[str] | None:
     """The SSH key: the secret qwen:sshPrivateKey, else qwen:access.sshKeyFile (read here, kept secret);
     None when every host is the local machine."""
     if all(h.local for h in owned.hosts):
@@ -51,7 +50,7 @@ def ssh_command(owned: OwnedSettings, key_file: str, port: int) -> str:
     return f"ssh -i {key_file}{tunnel} {head.user}@{head.address}"
 
 
-def owned_host(host: OwnedHostSettings, owned: OwnedSettings, key: Optional[pulumi.Input[str]]) -> GpuHost:
+def owned_host(host: OwnedHostSettings, owned: OwnedSettings, key: pulumi.Input[str] | None) -> GpuHost:
     address = LOOPBACK if host.local else host.address
     return GpuHost(
         name=host.name, public_ip=address, private_ip=address, user=host.user or "", private_key=key or "",

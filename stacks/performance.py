@@ -5,7 +5,8 @@ and the layout advice the program prints before any resource.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from stacks.catalog import MODELS, Accelerator, GpuSize
 from stacks.sizing import SEED_REQUEST, Layout, advise_layouts, roofline
@@ -29,7 +30,7 @@ SUMMARY_METRICS = (
 _REQUIRED_METRICS = ("completed", "output_throughput", "total_token_throughput")
 
 
-def weight_dtype(quantization: Optional[str], accelerator: Accelerator) -> str:
+def weight_dtype(quantization: str | None, accelerator: Accelerator) -> str:
     """The weight format vLLM serves: fp8 when `quantization: fp8` is set, else the model's bf16, or
     fp16 on accelerators without bf16 (Ascend 310P)."""
     if quantization == "fp8":
@@ -40,7 +41,7 @@ def weight_dtype(quantization: Optional[str], accelerator: Accelerator) -> str:
 
 
 def seed_roofline_tokens_per_second(model_id: str, machine: GpuSize, tensor_parallel_size: int,
-                                    pipeline_parallel_size: int, quantization: Optional[str] = None,
+                                    pipeline_parallel_size: int, quantization: str | None = None,
                                     kv_cache_dtype: str = "auto") -> float:
     """`rooflineTokensPerSecond`: the batch-1 limit of the seed scenario for this deployment, tokens/s
     rounded to 0.01 (stacks/sizing.py explains the formula)."""
@@ -56,7 +57,7 @@ def efficiency(tokens_per_second: float, roofline_tokens_per_second: float) -> f
     return round(tokens_per_second / roofline_tokens_per_second, 3)
 
 
-def cost_per_million_tokens(hourly_usd: Optional[float], tokens_per_second: float) -> Optional[float]:
+def cost_per_million_tokens(hourly_usd: float | None, tokens_per_second: float) -> float | None:
     """`costPerMillionTokens`: USD per million output tokens at `tokens_per_second`, rounded to 0.01;
     None (the output is omitted) when the user set no hourly price.
 
@@ -81,7 +82,7 @@ def scenario_summary(metrics: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def performance_outputs(tokens_per_second: float, roofline_tokens_per_second: float,
-                        hourly_usd: Optional[float]) -> dict[str, float]:
+                        hourly_usd: float | None) -> dict[str, float]:
     """The new stack outputs, by contract name; `costPerMillionTokens` only when a price is set."""
     outputs = {
         "rooflineTokensPerSecond": roofline_tokens_per_second,

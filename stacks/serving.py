@@ -6,8 +6,8 @@ One change here shows up on every stack; the stacks differ only in how they make
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Optional, Sequence
 
 import pulumi
 import pulumi_random as random
@@ -33,7 +33,7 @@ class Serving:
 
 
 def serve_and_measure(settings: Settings, hosts: Sequence[GpuHost], model_root: str, model_dir: str,
-                      prefetch_model: bool, listen_address: str = "0.0.0.0", api_host: Optional[str] = None) -> Serving:
+                      prefetch_model: bool, listen_address: str = "0.0.0.0", api_host: str | None = None) -> Serving:
     """hosts: GPU hosts, head first. model_root: host directory with the weights; model_dir: the
     model in it. prefetch_model: download the weights to each host (False: a shared store has them).
     listen_address: where the API (the TLS proxy) listens on the head; api_host: the address or name
@@ -86,7 +86,7 @@ class SeedPerformance:
 
     roofline_tokens_per_second: float
     efficiency: pulumi.Output[float]
-    cost_per_million_tokens: Optional[pulumi.Output[float]]
+    cost_per_million_tokens: pulumi.Output[float] | None
 
 
 def seed_performance(settings: Settings, tokens_per_second: pulumi.Output[float]) -> SeedPerformance:

@@ -15,12 +15,22 @@ import posixpath
 import re
 import shlex
 import typing
-from typing import Annotated, Any, Literal, Mapping, Optional
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
 import pulumi
 from pulumi.runtime import config as runtime_config
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError,
-                      ValidationInfo, model_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticUndefined
 
@@ -29,8 +39,14 @@ from components.benchmark import Scenario
 from components.vllm_service import VLLM_LOCAL_PORT
 from stacks import sizing
 from stacks.catalog import ACCELERATORS, GPU_SIZES, MODELS, GpuSize, ModelSpec
-from stacks.performance import SEED_SCENARIO, SWEEP_CONCURRENCIES, SWEEP_INPUT_TOKENS, SWEEP_OUTPUT_TOKENS, \
-    sweep_scenario_name, weight_dtype
+from stacks.performance import (
+    SEED_SCENARIO,
+    SWEEP_CONCURRENCIES,
+    SWEEP_INPUT_TOKENS,
+    SWEEP_OUTPUT_TOKENS,
+    sweep_scenario_name,
+    weight_dtype,
+)
 
 NAMESPACE = "qwen"
 CLOUDS = ("azure", "aliyun", "owned")
@@ -68,15 +84,7 @@ RAY_PORTS = {6379, 8265, 10001, 52365}
 RAY_WORKER_PORTS = range(10002, 20000)
 
 # Public Azure regions (`az account list-locations --query "[].name"`, physical regions only).
-AZURE_REGIONS = frozenset("""
-    australiacentral australiacentral2 australiaeast australiasoutheast austriaeast belgiumcentral brazilsouth
-    brazilsoutheast canadacentral canadaeast centralindia centralus chilecentral denmarkeast eastasia eastus eastus2
-    francecentral francesouth germanynorth germanywestcentral indonesiacentral israelcentral italynorth japaneast
-    japanwest koreacentral koreasouth malaysiawest mexicocentral newzealandnorth northcentralus northeurope norwayeast
-    norwaywest polandcentral qatarcentral southafricanorth southafricawest southcentralus southeastasia southindia
-    spaincentral swedencentral swedensouth switzerlandnorth switzerlandwest uaecentral uaenorth uksouth ukwest
-    westcentralus westeurope westindia westus westus2 westus3
-""".split())
+AZURE_REGIONS = frozenset(["australiacentral", "australiacentral2", "australiaeast", "australiasoutheast", "austriaeast", "belgiumcentral", "brazilsouth", "brazilsoutheast", "canadacentral", "canadaeast", "centralindia", "centralus", "chilecentral", "denmarkeast", "eastasia", "eastus", "eastus2", "francecentral", "francesouth", "germanynorth", "germanywestcentral", "indonesiacentral", "israelcentral", "italynorth", "japaneast", "japanwest", "koreacentral", "koreasouth", "malaysiawest", "mexicocentral", "newzealandnorth", "northcentralus", "northeurope", "norwayeast", "norwaywest", "polandcentral", "qatarcentral", "southafricanorth", "southafricawest", "southcentralus", "southeastasia", "southindia", "spaincentral", "swedencentral", "swedensouth", "switzerlandnorth", "switzerlandwest", "uaecentral", "uaenorth", "uksouth", "ukwest", "westcentralus", "westeurope", "westindia", "westus", "westus2", "westus3"])
 AZURE_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}[A-Za-z0-9_]"
 AZURE_NAME_RULE = "1-64 letters, digits, '_', '.', '-', starting with a letter or digit"
 # Directories a NAS must never be mounted on (or, for the first group, under).
@@ -109,7 +117,7 @@ def _report(problems: list[tuple[str, str]]) -> None:
         raise _Problems(problems)
 
 
-def setting(default: Any = PydanticUndefined, doc: str = "", *, example: Any = None, shown: Optional[str] = None,
+def setting(default: Any = PydanticUndefined, doc: str = "", *, example: Any = None, shown: str | None = None,
             **bounds: Any) -> Any:
     """Declare one setting: its default (none: required), what it means (the README's row), an example
     value for the fix of a missing one, how the README shows a computed default, and its bounds."""
@@ -118,7 +126,7 @@ def setting(default: Any = PydanticUndefined, doc: str = "", *, example: Any = N
     return Field(default, description=doc, json_schema_extra=extra or None, **bounds)
 
 
-def _rule(check: typing.Callable[[Any], Optional[str]]) -> AfterValidator:
+def _rule(check: typing.Callable[[Any], str | None]) -> AfterValidator:
     """A rule on one value: `check` returns the problem, or None."""
     def validate(value: Any) -> Any:
         if value is not None and check(value):
@@ -140,7 +148,7 @@ def _non_empty(fix: str) -> AfterValidator:
                  if re.search(r"\s", v) else None)
 
 
-def _image_problem(image: str) -> Optional[str]:
+def _image_problem(image: str) -> str | None:
     if not image.strip() or re.search(r"\s", image):
         return f"'{image}' is empty or holds whitespace; write an image pinned to a version tag or a digest, such as vllm/vllm-openai:v0.11.0 or nginx:1.28.0-alpine"
     name, _, digest = image.partition("@")
@@ -168,7 +176,7 @@ def _number_as_text(value: Any) -> Any:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-def _extra_arg_problem(arg: str) -> Optional[str]:
+def _extra_arg_problem(arg: str) -> str | None:
     flag = arg.split("=", 1)[0]
     managed = MANAGED_VLLM_FLAGS.get(flag.replace("_", "-") if flag.startswith("--") else flag)
     if re.search(r"\s", arg):
@@ -178,7 +186,7 @@ def _extra_arg_problem(arg: str) -> Optional[str]:
     return f"'{arg}' is set by the program ({managed}); remove it from extraArgs" if managed else None
 
 
-def _mount_dir_problem(path: str) -> Optional[str]:
+def _mount_dir_problem(path: str) -> str | None:
     if not re.fullmatch(r"/[A-Za-z0-9_/.-]*", path) or posixpath.normpath(path) != path:
         return f"'{path}' must be an absolute path, written normalized, such as /mnt"
     if path in SYSTEM_DIRS or any(path.startswith(tree + "/") for tree in SYSTEM_TREES):
@@ -186,7 +194,7 @@ def _mount_dir_problem(path: str) -> Optional[str]:
     return None
 
 
-def _regex_problem(regex: str) -> Optional[str]:
+def _regex_problem(regex: str) -> str | None:
     try:
         re.compile(regex)
     except re.error as err:
@@ -230,7 +238,7 @@ class AccessSettings(_Section):
         "`0.0.0.0/1` + `128.0.0.0/1`) are refused unless `allowAnySource: true`; unused on owned stacks (no firewall "
         "is made there)", shown="(required; not on owned)")
     allow_any_source: bool = setting(False, "explicit opt-in to the whole internet")
-    ssh_public_key: Optional[str] = setting(
+    ssh_public_key: str | None = setting(
         None, "an OpenSSH public key; then `qwen:sshPrivateKey` (secret) must hold its private key. Alibaba Cloud "
         "accepts RSA, DSA and ECDSA keys, not ed25519", shown="generated (RSA 4096)")
     ssh_key_file: str = setting(None, "where you keep the private key (used in `sshCommand`)",
@@ -249,7 +257,7 @@ class AccessSettings(_Section):
         return {"sshKeyFile": f"~/.ssh/qwen-{_context(info)['stack']}.pem", **data} if isinstance(data, Mapping) else data
 
     @model_validator(mode="after")
-    def _rules(self, info: ValidationInfo) -> "AccessSettings":
+    def _rules(self, info: ValidationInfo) -> AccessSettings:
         key, cloud, private_key = self.ssh_public_key, _context(info)["cloud"], _context(info)["private_key"]
         opt_in = f"`pulumi config set --path '{NAMESPACE}:access.allowAnySource' true -s <stack>`"
         nets, problems = [ipaddress.IPv4Network(c) for c in self.allowed_cidrs], []
@@ -302,7 +310,7 @@ class ModelSettings(_Section):
         return data
 
     @model_validator(mode="after")
-    def _rules(self, info: ValidationInfo) -> "ModelSettings":
+    def _rules(self, info: ValidationInfo) -> ModelSettings:
         native = self.spec.native_context
         problems = []
         if self.max_model_len > native:
@@ -335,7 +343,7 @@ class SpeculativeDecodingSettings(_Section):
     prompt_lookup_min: int = setting(1, "shortest n-gram matched; at most `promptLookupMax`", ge=1, le=64)
 
     @model_validator(mode="after")
-    def _lookup_range(self) -> "SpeculativeDecodingSettings":
+    def _lookup_range(self) -> SpeculativeDecodingSettings:
         if self.prompt_lookup_min > self.prompt_lookup_max:
             _report([("promptLookupMin", f"{self.prompt_lookup_min} is above promptLookupMax {self.prompt_lookup_max}; "
                       "vLLM refuses it: lower it or raise promptLookupMax")])
@@ -361,7 +369,7 @@ class ServingSettings(_Section):
                                if v == VLLM_LOCAL_PORT else None)] = setting(
         8000, "API port, where the TLS proxy listens; ports below 1024, Ray's ports (6379, 8265, 10001, 52365, "
         "10002-19999) and vLLM's own port 8001 (on 127.0.0.1) are refused", ge=1024, le=65535)
-    tensor_parallel_size: Optional[int] = setting(
+    tensor_parallel_size: int | None = setting(
         None, "must equal the GPUs per node", shown="(required; with `qwen:azure.candidates`: each candidate's GPUs)",
         ge=1)  # required, but checked with the GPUs it must equal (_check_layout), which name the fix
     pipeline_parallel_size: int = setting(1, "must equal the GPU nodes", ge=1)
@@ -385,26 +393,26 @@ class ServingSettings(_Section):
         "570", "node-ready fails when the NVIDIA driver is older (570: the CUDA 12.8 build of vllm-openai v0.11.0)",
         shown='`"570"`')
 
-    quantization: Optional[Literal["fp8"]] = setting(
+    quantization: Literal["fp8"] | None = setting(
         None, "`fp8`: `--quantization fp8` (native W8A8 on sm_89+: L20, RTX 4090, H100; weight-only on A100; refused "
         "elsewhere); see Serving knobs", shown="(none: bf16)")
-    kv_cache_dtype: Optional[Literal["fp8"]] = setting(
+    kv_cache_dtype: Literal["fp8"] | None = setting(
         None, "`fp8`: `--kv-cache-dtype fp8` (sm_89+ only; Triton attention in v0.11.0); see Serving knobs",
         shown="(none: 16-bit)")
-    speculative_decoding: Optional[SpeculativeDecodingSettings] = setting(
+    speculative_decoding: SpeculativeDecodingSettings | None = setting(
         None, "n-gram speculative decoding, `--speculative-config`; see Serving knobs", shown="(none)")
-    max_num_seqs: Optional[int] = setting(
+    max_num_seqs: int | None = setting(
         None, "`--max-num-seqs`, sequences per batch; see Serving knobs", shown="vLLM's: 256 (1,024 on H100)",
         ge=1, le=65536)
-    max_num_batched_tokens: Optional[int] = setting(
+    max_num_batched_tokens: int | None = setting(
         None, "`--max-num-batched-tokens`, tokens per scheduler step, at least `maxNumSeqs`; see Serving knobs",
         shown="vLLM's: 2,048 (8,192 on H100)", ge=1, le=1048576)
-    enable_prefix_caching: Optional[bool] = setting(
+    enable_prefix_caching: bool | None = setting(
         None, "`true` / `false`: `--enable-prefix-caching` / `--no-enable-prefix-caching`; see Serving knobs",
         shown="vLLM's: on")
 
     @model_validator(mode="after")
-    def _knob_rules(self) -> "ServingSettings":
+    def _knob_rules(self) -> ServingSettings:
         seqs, batched = self.max_num_seqs, self.max_num_batched_tokens
         problems = []
         if seqs is not None and batched is not None and batched < seqs:
@@ -483,7 +491,7 @@ class BenchmarkSettings(_Section):
         "max(8, 4 x concurrency) prompts, one wave of warm-ups")
 
     @model_validator(mode="after")
-    def _unique_names(self) -> "BenchmarkSettings":
+    def _unique_names(self) -> BenchmarkSettings:
         names = [s.name for s in self.extra_scenarios]
         _report([(f"scenarios[{i}].name", f"'{SEED_SCENARIO}' is the fixed seed scenario and always runs; pick "
                   "another name") for i, name in enumerate(names) if name == SEED_SCENARIO]
@@ -511,9 +519,7 @@ class AzureImage(_Section):
 class NvidiaExtensionSettings(_Section):
     type_handler_version: Annotated[Text, _matches(r"\d+\.\d+", "'{v}' must be major.minor such as 1.11")] = setting(
         "1.11", "NvidiaGpuDriverLinux extension version", shown='`"1.11"`')
-    driver_version: Optional[Annotated[str, _matches(
-        r"\d+\.\d+", "'{v}' is not a CUDA version like 12.8 (the extension takes the CUDA version on NC sizes, not "
-        "'cuda_12.2')")]] = setting(None, "CUDA version such as `12.8` (an extension setting)", shown="extension's")
+    driver_version: Annotated[str, _matches(r"\d+\.\d+", "'{v}' is not a CUDA version like 12.8 (the extension takes the CUDA version on NC sizes, not " "'cuda_12.2')")] | None = setting(None, "CUDA version such as `12.8` (an extension setting)", shown="extension's")
     install_cuda: bool = setting(False, "install the CUDA toolkit too")
     update_os: bool = setting(False, "let the extension update the OS")
 
@@ -530,14 +536,14 @@ class AzureCandidate(_Section):
     location: AzureRegion = setting(doc="Azure region", example="uksouth")
     vm_size: GpuSizeName = setting(doc="a GPU size in `stacks/catalog.py`", example="Standard_NC48ads_A100_v4")
     priority: AzurePriority = setting("Spot", "`Spot` (evictable, low-priority quota) or `Regular` (on-demand)")
-    zone: Optional[AzureZone] = setting(None, "availability zone; unset lets Azure place the VM in the region",
+    zone: AzureZone | None = setting(None, "availability zone; unset lets Azure place the VM in the region",
                                         shown="(none)")
 
     def label(self) -> str:
         zone = f" zone {self.zone}" if self.zone else ""
         return f"{self.vm_size} {self.priority} in {self.location}{zone}"
 
-    def same_place(self, other: "AzureCandidate") -> bool:
+    def same_place(self, other: AzureCandidate) -> bool:
         """Azure compares locations and sizes without case; priorities are one of two words."""
         return (self.location.lower() == other.location.lower() and self.vm_size.lower() == other.vm_size.lower()
                 and self.priority == other.priority and (self.zone or None) == (other.zone or None))
@@ -551,7 +557,7 @@ PLACE_KEYS = ("location", "vmSize", "priority", "zone")
 
 
 class AzureSettings(_Section):
-    location: Optional[AzureRegion] = setting(None, "Azure region", example="uksouth",
+    location: AzureRegion | None = setting(None, "Azure region", example="uksouth",
                                               shown="(required unless `candidates`)")
     resource_group_name: AzureName = setting(doc="resource group", example="rg-qwen-uksouth")
     vnet_name: AzureName = setting(doc="virtual network", example="vnet-qwen")
@@ -564,11 +570,11 @@ class AzureSettings(_Section):
     vm_name: Annotated[str, _matches(r"[a-z0-9][a-z0-9-]{0,62}[a-z0-9]", "'{v}' is not a valid name: 1-64 lowercase "
                                      "letters, digits and '-' (it is also the Linux host name)")] = setting(
         doc="the VM", example="vm-qwen-nc48")
-    vm_size: Optional[GpuSizeName] = setting(None, "a GPU size in `stacks/catalog.py`",
+    vm_size: GpuSizeName | None = setting(None, "a GPU size in `stacks/catalog.py`",
                                              example="Standard_NC48ads_A100_v4", shown="(required unless `candidates`)")
     priority: AzurePriority = setting("Spot", "`Spot` (evictable, low-priority quota) or `Regular` (on-demand, no "
                                       "eviction; the Spot terms below are ignored)")
-    zone: Optional[AzureZone] = setting(None, "availability zone; unset lets Azure place the VM in the region",
+    zone: AzureZone | None = setting(None, "availability zone; unset lets Azure place the VM in the region",
                                         shown="(none)")
     candidates: tuple[AzureCandidate, ...] = setting(
         (), "ordered `{location, vmSize, priority, zone}` places tried by the preflight; the first that passes is "
@@ -590,7 +596,7 @@ class AzureSettings(_Section):
     nvidia_driver: NvidiaExtensionSettings = setting({})
 
     @model_validator(mode="after")
-    def _rules(self) -> "AzureSettings":
+    def _rules(self) -> AzureSettings:
         vnet, subnet = ipaddress.IPv4Network(self.vnet_cidr), ipaddress.IPv4Network(self.subnet_cidr)
         problems = []
         if not subnet.subnet_of(vnet):
@@ -617,7 +623,7 @@ class AzureSettings(_Section):
         return self
 
     @property
-    def gpu(self) -> Optional[GpuSize]:
+    def gpu(self) -> GpuSize | None:
         """The VM size's GPUs; None with candidates until the preflight has placed the VM."""
         return GPU_SIZES[self.vm_size] if self.vm_size else None
 
@@ -649,7 +655,7 @@ class AliyunSettings(_Section):
     image_name_regex: Annotated[str, _rule(_regex_problem)] = setting(
         r"^ubuntu_22_04_x64_20G_alibase_.*\.vhd$", "image lookup; a looked-up image is ignored after creation "
         "(never replaces a node)", shown="Ubuntu 22.04 alibase")
-    image_id: Optional[Annotated[str, _non_empty("unset it to look the image up")]] = setting(
+    image_id: Annotated[str, _non_empty("unset it to look the image up")] | None = setting(
         None, "set to pin the image", shown="looked up")
     nvidia_driver_package: Annotated[str, _non_empty("use e.g. nvidia-headless-570-server")] = setting(
         "nvidia-headless-570-server", "driver installed by cloud-init (DKMS, loaded without reboot)")
@@ -662,7 +668,7 @@ class AliyunSettings(_Section):
     nas: NasSettings = setting({})
 
     @model_validator(mode="after")
-    def _rules(self) -> "AliyunSettings":
+    def _rules(self) -> AliyunSettings:
         vpc, vsw = ipaddress.IPv4Network(self.vpc_cidr), ipaddress.IPv4Network(self.vswitch_cidr)
         if not vsw.subnet_of(vpc):
             _report([("vswitchCidr", f"{vsw} is not inside vpcCidr {vpc}; pick a vSwitch range within the VPC")])
@@ -679,7 +685,7 @@ class PreflightSettings(_Section):
 
 
 class CostSettings(_Section):
-    hourly_usd: Optional[float] = setting(
+    hourly_usd: float | None = setting(
         None, "your own hourly price of the stack's machines in USD, for `costPerMillionTokens` (see Outputs); "
         "unset: no cost output", shown="(none)", gt=0)
 
@@ -691,7 +697,7 @@ class OwnedHostSettings(_Section):
                                      "address or DNS name, or local")] = setting(
         doc="SSH address, or `local` for the machine running pulumi (steps run there as local commands)",
         example="192.0.2.10", shown="(required, set at setup)")
-    user: Optional[Annotated[str, _matches(r"[a-z_][a-z0-9_-]{0,31}", "'{v}' is not a Linux user name")]] = setting(
+    user: Annotated[str, _matches(r"[a-z_][a-z0-9_-]{0,31}", "'{v}' is not a Linux user name")] | None = setting(
         None, "SSH user with passwordless sudo and docker (not for `local`)", shown="(required but for local)")
     accelerator: Annotated[str, _one_of([m for m in known_models() if m in ACCELERATORS],
                                         "'{v}' is not a known accelerator (known: {known}); add it to "
@@ -699,8 +705,7 @@ class OwnedHostSettings(_Section):
         doc="accelerator model (`RTX 4090`, `Ascend 310P3`, ...): its family's commands, devices and image",
         example="RTX 4090")
     count: int = setting(doc="devices the stack uses on the machine", example=2, ge=1)
-    private_interface: Optional[Annotated[str, _matches(r"[A-Za-z0-9._-]{1,15}", "'{v}' is not a network interface "
-                                                        "name such as eth0")]] = setting(
+    private_interface: Annotated[str, _matches(r"[A-Za-z0-9._-]{1,15}", "'{v}' is not a network interface " "name such as eth0")] | None = setting(
         None, "NIC between the hosts for Ray and the collectives; required with several hosts",
         shown="the default route's")
 
@@ -726,7 +731,7 @@ class OwnedSettings(_Section):
         setting("/var/lib/qwen/models", "where each machine keeps the weights; kept on destroy")
 
     @model_validator(mode="after")
-    def _rules(self) -> "OwnedSettings":
+    def _rules(self) -> OwnedSettings:
         hosts, problems = self.hosts, []
         problems += [(f"hosts[{i}].user", "is required for a machine reached over SSH; set it with `pulumi config set "
                       f"--path '{NAMESPACE}:owned.hosts[{i}].user' <user> -s <stack>`")
@@ -770,9 +775,9 @@ class Settings(_Section):
     model: ModelSettings = setting({})
     serving: ServingSettings = setting({})
     benchmark: BenchmarkSettings = setting({})
-    azure: Optional[AzureSettings] = setting(None)
-    aliyun: Optional[AliyunSettings] = setting(None)
-    owned: Optional[OwnedSettings] = setting(None)
+    azure: AzureSettings | None = setting(None)
+    aliyun: AliyunSettings | None = setting(None)
+    owned: OwnedSettings | None = setting(None)
     preflight: PreflightSettings = setting({})
 
 
@@ -820,17 +825,17 @@ class Settings(_Section):
 # ---------------------------------------------------------------------------- the declarations
 
 
-def _section_of(annotation: Any) -> Optional[type[_Section]]:
+def _section_of(annotation: Any) -> type[_Section] | None:
     """The model a field holds (itself, optional, or as list items), or None for a plain value."""
     if isinstance(annotation, type) and issubclass(annotation, _Section):
         return annotation
     return next((m for m in map(_section_of, typing.get_args(annotation)) if m), None)
 
 
-def _declared(key: str) -> tuple[Optional[type[_Section]], Any]:
+def _declared(key: str) -> tuple[type[_Section] | None, Any]:
     """The object that holds `key` (as in `qwen:<key>`) and the key's field; None for what is not declared."""
-    holder: Optional[type[_Section]] = None
-    model: Optional[type[_Section]] = Settings
+    holder: type[_Section] | None = None
+    model: type[_Section] | None = Settings
     field = None
     for part in re.sub(r"\[\d+\]", "", key).split("."):
         holder, field = model, next((f for f in model.model_fields.values() if f.alias == part), None) if model else None

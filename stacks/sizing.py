@@ -23,8 +23,8 @@ scheduler time are left out: the roofline is an upper bound that a real server a
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from stacks.catalog import BYTES_PER_KV_ELEMENT, BYTES_PER_WEIGHT, Accelerator, GpuSize, ModelSpec
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import pulumi
 import yaml
@@ -95,8 +96,8 @@ def step_env(create: str) -> dict[str, str]:
 class CloudMocks(pulumi.runtime.Mocks):
     """Answers for the resources and invokes of both clouds, and Command stdout from fixtures."""
 
-    def __init__(self, zones_by_type: Optional[dict[str, list[str]]] = None,
-                 nas_offers: Optional[dict[str, list[tuple[str, str]]]] = None):
+    def __init__(self, zones_by_type: dict[str, list[str]] | None = None,
+                 nas_offers: dict[str, list[tuple[str, str]]] | None = None):
         self.zones_by_type = zones_by_type or {
             "ecs.gn8is-2x.8xlarge": ["cn-hangzhou-k", "cn-hangzhou-j"],
             "ecs.e-c1m2.large": ["cn-hangzhou-h", "cn-hangzhou-j", "cn-hangzhou-k"],
@@ -290,8 +291,8 @@ class PreviewMocks(CloudMocks):
         return f"{args.name}-id", dict(args.inputs)
 
 
-def run_pulumi(program: Callable[[], Any], stack: str = "test", config: Optional[dict[str, str]] = None,
-               mocks: Optional[CloudMocks] = None, preview: bool = False) -> Run:
+def run_pulumi(program: Callable[[], Any], stack: str = "test", config: dict[str, str] | None = None,
+               mocks: CloudMocks | None = None, preview: bool = False) -> Run:
     """Run `program` under mocks; it returns a dict of Outputs (or plain values) to resolve."""
     mocks = mocks or CloudMocks()
     monitor = RecordingMonitor(mocks)
@@ -321,7 +322,7 @@ def stack_config(stack: str, **overrides: Any) -> dict[str, str]:
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
 
 
-def run_stack(stack: str, monkeypatch, mocks: Optional[CloudMocks] = None, preview: bool = False,
+def run_stack(stack: str, monkeypatch, mocks: CloudMocks | None = None, preview: bool = False,
               azure_client: Any = None, **overrides: Any) -> Run:
     """Run the real program (stacks.program.main) for a stack file, capturing pulumi.export.
     The Azure preflight asks `azure_client` (default: the recorded answers, where the stack fits)."""

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import stat
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, Optional
 
 import yaml
 
@@ -75,7 +75,7 @@ class Sandbox:
         data.update(values)
         (self.state_dir / "state.json").write_text(json.dumps(data))
 
-    def calls(self, tool: Optional[str] = None) -> list[list[str]]:
+    def calls(self, tool: str | None = None) -> list[list[str]]:
         path = self.state_dir / "calls.jsonl"
         rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
         return [r["argv"] for r in rows if tool is None or r["tool"] == tool]
@@ -84,12 +84,12 @@ class Sandbox:
         path = self.state_dir / "calls.jsonl"
         return path.read_text() if path.exists() else ""
 
-    def container(self, name: str) -> Optional[dict]:
+    def container(self, name: str) -> dict | None:
         containers: dict[str, dict] = self.state().get("containers", {})
         return containers.get(name)
 
     # ---- running -----------------------------------------------------------------------------
-    def run(self, command: str, stdin: Optional[str] = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    def run(self, command: str, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
         """Run a shell command inside the sandbox as root."""
         mounts = "; ".join(
             f"/bin/mount -t overlay overlay -o lowerdir={top},upperdir={self.root}/upper{top},workdir={self.root}/work{top} {top}"
@@ -103,8 +103,8 @@ class Sandbox:
              f'set -e; {mounts}; cd /; exec /bin/bash -c "$0"', command],
             input=stdin, capture_output=True, text=True, env=env, timeout=timeout)
 
-    def run_step(self, step: str, script: str, env: Mapping[str, str], stdin: Optional[str] = None,
-                 host: Optional[str] = None) -> subprocess.CompletedProcess:
+    def run_step(self, step: str, script: str, env: Mapping[str, str], stdin: str | None = None,
+                 host: str | None = None) -> subprocess.CompletedProcess:
         """A remote step, as the remote Command runs it: the rendered command through sudo."""
         return self.run(render_command(step, host or self.host, script, env), stdin=stdin)
 

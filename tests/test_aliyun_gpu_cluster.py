@@ -201,7 +201,8 @@ def test_component_uses_the_zone_common_to_both_lookups():
 
 
 def test_nas_zone_ids_keep_zones_offering_the_storage_type_over_nfs():
-    from pulumi_alicloud.nas.outputs import GetZonesZoneInstanceTypeResult as Offer, GetZonesZoneResult as Zone
+    from pulumi_alicloud.nas.outputs import GetZonesZoneInstanceTypeResult as Offer
+    from pulumi_alicloud.nas.outputs import GetZonesZoneResult as Zone
 
     zones = [
         Zone(zone_id="z-a", instance_types=[Offer(protocol_type="NFS", storage_type="Capacity")]),

@@ -3,8 +3,8 @@ the scripts' parsing and verification logic runs on fixtures. The scripts themse
 against the stand-ins in tests/steps/."""
 
 import json
-import re
 import os
+import re
 import shutil
 import subprocess
 import sys

@@ -9,10 +9,9 @@ from typing import Any
 
 import pulumi
 import pytest
-
-from components.azure_spot_gpu_vm import AzureSpotGpuVm, AzureSpotGpuVmArgs, security_rules
 from google.protobuf.json_format import MessageToDict
 
+from components.azure_spot_gpu_vm import AzureSpotGpuVm, AzureSpotGpuVmArgs, security_rules
 from tests import harness
 from tests.harness import CloudMocks, run_pulumi, step_env
 from tests.test_remote_step import required_env

@@ -1,7 +1,6 @@
 """Prefetch alone, on pulumi mocks: one early step per host, after the machine only."""
 
 import pulumi_random
-
 import pytest
 
 from components.prefetch import DOCKER_HUB_PROBES, Prefetch, PrefetchArgs, registry_probe_urls

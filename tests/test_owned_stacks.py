@@ -11,7 +11,6 @@ import pytest
 import yaml
 
 from components.accelerators import ASCEND_310P_COMPILATION_CONFIG
-from stacks.outputs import CONTRACT
 from tests.harness import COMMAND_TYPES, ROOT, PreviewMocks, contract_outputs, fixture, run_stack, step_env
 
 KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nowned-test-key\n-----END OPENSSH PRIVATE KEY-----\n"

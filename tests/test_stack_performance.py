@@ -4,9 +4,9 @@ the program logs before any resource."""
 
 import json
 
+import pulumi
 import pytest
 
-import pulumi
 from stacks.performance import SUMMARY_METRICS
 from tests.harness import PreviewMocks, fixture, run_stack
 

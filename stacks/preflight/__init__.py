@@ -14,7 +14,7 @@ from stacks.preflight.errors import PreflightError  # noqa: F401 (re-exported)
 from stacks.settings import Settings
 
 
-def run(settings: Settings) -> tuple[Settings, Optional[dict]]:
+def run(settings: Settings) -> tuple[Settings, dict | None]:
     if settings.cloud == "azure":
         from stacks.preflight import azure
 

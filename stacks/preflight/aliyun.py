@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import pulumi
 import pulumi_alicloud as alicloud
@@ -34,7 +35,7 @@ def instance_family(instance_type: str) -> str:
     return parts[1].split("-")[0] if len(parts) >= 3 else instance_type
 
 
-def instance_vcpus(instance_type: str) -> Optional[int]:
+def instance_vcpus(instance_type: str) -> int | None:
     """vCPUs from Alibaba's naming, where `<n>xlarge` has 4n vCPUs, `xlarge` 4 and `large` 2
     (ecs.gn8is-2x.8xlarge: 32, as FACTS.md lists)."""
     size = instance_type.rsplit(".", 1)[-1]
@@ -75,7 +76,7 @@ def quota_problems(quotas: Iterable[Any], instance_type: str, node_count: int, r
     return problems, found
 
 
-def region() -> Optional[str]:
+def region() -> str | None:
     """The provider's region: its config, then its environment variable."""
     return pulumi.Config("alicloud").get("region") or os.environ.get("ALICLOUD_REGION")
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from typing import Any
 
 import pulumi
 
@@ -60,20 +61,20 @@ class Placement:
 # ---------------------------------------------------------------------------- reading Azure's answers
 
 
-def _text(value: Any) -> Optional[str]:
+def _text(value: Any) -> str | None:
     """The plain string of an SDK enum member (ResourceSkuRestrictionsReasonCode.NOT_AVAILABLE_FOR_SUBSCRIPTION -> ...)."""
     return None if value is None else str(getattr(value, "value", value))
 
 
-def capability(sku: Any, name: str) -> Optional[str]:
+def capability(sku: Any, name: str) -> str | None:
     for cap in sku.capabilities or []:
         if cap.name == name:
-            value: Optional[str] = cap.value
+            value: str | None = cap.value
             return value
     return None
 
 
-def find_sku(skus: Iterable[Any], candidate: Candidate) -> Optional[Any]:
+def find_sku(skus: Iterable[Any], candidate: Candidate) -> Any | None:
     """The virtualMachines SKU of the candidate's size in its location, or None when it is not offered there."""
     for sku in skus:
         if (sku.resource_type == "virtualMachines" and (sku.name or "").lower() == candidate.vm_size.lower()
@@ -88,7 +89,7 @@ def image_generation(image_sku: str) -> str:
     return "V2" if "gen2" in image_sku.lower() else "V1"
 
 
-def sku_problems(candidate: Candidate, sku: Optional[Any], image_sku: str) -> list[str]:
+def sku_problems(candidate: Candidate, sku: Any | None, image_sku: str) -> list[str]:
     """Offered in the region and zone, not restricted for this subscription, the image's generation, Spot-capable."""
     label, loc, size = candidate.label(), candidate.location.lower(), candidate.vm_size
     if sku is None:
@@ -136,7 +137,7 @@ def quota_names(priority: str, sku: Any) -> list[str]:
 
 
 def quota_problems(candidate: Candidate, sku: Any, usages: Iterable[Any], subscription_id: str,
-                   released: Optional[Mapping[str, int]] = None) -> list[str]:
+                   released: Mapping[str, int] | None = None) -> list[str]:
     """Each quota the candidate draws on must have its vCPUs free; ``released``: vCPUs per quota name
     (lowercase) that the stack's current VM gives back when it is replaced first."""
     vcpus = int(capability(sku, "vCPUs") or 0)
@@ -193,7 +194,7 @@ class AzureAnswers:
             vcpus = int(capability(sku, "vCPUs") or 0)
             self.released[vm.location.lower()] = {name.lower(): vcpus for name in quota_names(vm.priority, sku)}
 
-    def existing_vm(self, resource_group: str, vm_name: str) -> Optional[Candidate]:
+    def existing_vm(self, resource_group: str, vm_name: str) -> Candidate | None:
         """The place of the stack's VM if Azure has it (in any state, a Failed one included)."""
         from azure.core.exceptions import ResourceNotFoundError
 
@@ -210,7 +211,7 @@ class AzureAnswers:
 # ---------------------------------------------------------------------------- credentials
 
 
-def find_subscription_id(provider_config: Optional[str], env: Mapping[str, str], azure_config_dir: Path) -> Optional[str]:
+def find_subscription_id(provider_config: str | None, env: Mapping[str, str], azure_config_dir: Path) -> str | None:
     """The subscription the azure-native provider will create the VM in: its config, its environment
     variables, then the Azure CLI's default subscription (what `az account show` prints, read from the
     CLI's profile file; azure-identity gives a token, never a subscription)."""
@@ -227,7 +228,7 @@ def find_subscription_id(provider_config: Optional[str], env: Mapping[str, str],
     return next((s.get("id") for s in data.get("subscriptions", []) if s.get("isDefault")), None)
 
 
-def subscription_id() -> Optional[str]:
+def subscription_id() -> str | None:
     config_dir = Path(os.environ.get("AZURE_CONFIG_DIR", Path.home() / ".azure"))
     return find_subscription_id(pulumi.Config("azure-native").get("subscriptionId"), os.environ, config_dir)
 
@@ -270,13 +271,13 @@ def sized_for(settings: Settings, candidate: Candidate) -> tuple[Settings, list[
     return resolved, [f"{candidate.label()}: {p}" for p in settings_module._check_layout(resolved)]
 
 
-def candidate_at(location: str, vm_size: str, priority: str, zone: Optional[str]) -> Candidate:
+def candidate_at(location: str, vm_size: str, priority: str, zone: str | None) -> Candidate:
     """A place from values already validated or reported by Azure or the last outputs (a size outside
     the catalog included): built without validation, then only compared and labelled."""
     return Candidate.model_construct(location=location, vm_size=vm_size, priority=priority, zone=zone)
 
 
-def previous_placement(outputs: Mapping[str, Any]) -> Optional[Candidate]:
+def previous_placement(outputs: Mapping[str, Any]) -> Candidate | None:
     """The place recorded in the stack's last ``placement`` output, if any."""
     value = outputs.get("placement") if outputs else None
     if not isinstance(value, Mapping) or not value.get("location") or not value.get("vmSize"):
@@ -326,8 +327,8 @@ def _suggestions(answers: AzureAnswers, settings: Settings, tried: Sequence[Cand
     return found
 
 
-def place(settings: Settings, make_client: Optional[Callable[[str], Any]] = None,
-          own_outputs: Optional[Callable[[], Mapping[str, Any]]] = None) -> tuple[Settings, Placement]:
+def place(settings: Settings, make_client: Callable[[str], Any] | None = None,
+          own_outputs: Callable[[], Mapping[str, Any]] | None = None) -> tuple[Settings, Placement]:
     """Choose the VM's place among the candidates; return the settings resolved for it and the reason.
 
     The place is decided only while the stack has no VM: once Azure has the VM, its place is kept
@@ -338,7 +339,7 @@ def place(settings: Settings, make_client: Optional[Callable[[str], Any]] = None
     image_sku = az.image.sku
     sized = [sized_for(settings, c) for c in candidates]
     enabled = settings.preflight.enabled
-    answers: Optional[AzureAnswers] = None
+    answers: AzureAnswers | None = None
     try:
         if enabled:
             subscription = subscription_id()

@@ -20,20 +20,20 @@ class RevisionNotFoundError(Exception):
 @dataclass
 class RepoSibling:
     rfilename: str
-    size: Optional[int] = None
-    blob_id: Optional[str] = None
-    lfs: Optional[dict] = None
+    size: int | None = None
+    blob_id: str | None = None
+    lfs: dict | None = None
 
 
 @dataclass
 class ModelInfo:
     id: str
-    sha: Optional[str]
+    sha: str | None
     siblings: list
 
 
-def snapshot_download(repo_id: str, *, repo_type: Optional[str] = None, revision: Optional[str] = None,
-                      cache_dir=None, local_dir: Union[str, None] = None, library_name=None, library_version=None,
+def snapshot_download(repo_id: str, *, repo_type: str | None = None, revision: str | None = None,
+                      cache_dir=None, local_dir: str | None = None, library_name=None, library_version=None,
                       user_agent=None, proxies=None, etag_timeout: float = 10, force_download: bool = False,
                       token=None, local_files_only: bool = False, allow_patterns=None, ignore_patterns=None,
                       max_workers: int = 8, tqdm_class=None, headers=None, endpoint=None,
@@ -47,12 +47,12 @@ def snapshot_download(repo_id: str, *, repo_type: Optional[str] = None, revision
 
 
 class HfApi:
-    def __init__(self, endpoint: Optional[str] = None, token=None, library_name=None, library_version=None,
+    def __init__(self, endpoint: str | None = None, token=None, library_name=None, library_version=None,
                  user_agent=None, headers=None) -> None:
         pass
 
-    def model_info(self, repo_id: str, *, revision: Optional[str] = None, timeout: Optional[float] = None,
-                   securityStatus: Optional[bool] = None, files_metadata: bool = False, expand=None,
+    def model_info(self, repo_id: str, *, revision: str | None = None, timeout: float | None = None,
+                   securityStatus: bool | None = None, files_metadata: bool = False, expand=None,
                    token=None) -> ModelInfo:
         revision = revision or "main"
         entry = hub_state.revision_of(repo_id, revision, RepositoryNotFoundError, RevisionNotFoundError)

@@ -10,11 +10,11 @@ import hub_state
 from modelscope.hub.errors import NotExistError
 
 
-def snapshot_download(model_id: Optional[str] = None, revision: Optional[str] = None, cache_dir=None, user_agent=None,
+def snapshot_download(model_id: str | None = None, revision: str | None = None, cache_dir=None, user_agent=None,
                       local_files_only: bool = False, cookies=None, ignore_file_pattern=None,
-                      allow_file_pattern=None, local_dir: Optional[str] = None, allow_patterns=None,
-                      ignore_patterns=None, max_workers: int = 8, repo_id: Optional[str] = None,
-                      repo_type: Optional[str] = "model",
+                      allow_file_pattern=None, local_dir: str | None = None, allow_patterns=None,
+                      ignore_patterns=None, max_workers: int = 8, repo_id: str | None = None,
+                      repo_type: str | None = "model",
                       enable_file_lock=None, progress_callbacks=None) -> str:
     model_id = model_id or repo_id
     if model_id is None:
