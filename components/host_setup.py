@@ -31,7 +31,8 @@ def files_archive(files: Sequence[dict]) -> str:
     """Base64 of a reproducible tar.gz of cloud-init write_files entries (paths relative to /), so
     the step's command, and with it the resource, changes only when a file does."""
     raw = io.BytesIO()
-    with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+    with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, \
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for spec in sorted(files, key=lambda f: f["path"]):
             data = spec["content"].encode()
             info = tarfile.TarInfo(spec["path"].lstrip("/"))

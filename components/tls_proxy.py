@@ -215,7 +215,8 @@ class TlsProxy(pulumi.ComponentResource):
         start_fingerprint = self.start.create.apply(lambda create: hashlib.sha256((create or "").encode()).hexdigest()[:16])
         client_host: pulumi.Input[str] = args.api_host if args.api_host is not None else args.head.public_ip
         connect_ip = "127.0.0.1" if args.listen_address in ("0.0.0.0", "127.0.0.1") else args.listen_address
-        smoke_env = ProxySmokeEnv(PORT=str(args.port), PUBLIC_IP=client_host, CONNECT_IP=connect_ip, PRIVATE_IP=args.head.private_ip,
+        smoke_env = ProxySmokeEnv(PORT=str(args.port), PUBLIC_IP=client_host, CONNECT_IP=connect_ip,
+                                  PRIVATE_IP=args.head.private_ip,
                                   UPSTREAM_PORT=str(args.upstream_port), CA_CERT=ca.cert_pem, SERVED_NAME=args.served_name)
         self.ready = remote_step(
             f"{name}-smoke", step="proxy-smoke", host=args.head, script="proxy_smoke.sh", env=dict(vars(smoke_env)),

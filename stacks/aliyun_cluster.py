@@ -45,7 +45,8 @@ def build(settings: Settings) -> StackOutputs:
         gpu_user_data=gpu_user_data, downloader_user_data=downloader_user_data,
         download_timeout_hours=ali.download_timeout_hours, tags={"stack": settings.stack},
         # Docker Hub and GitHub Pages can be unreachable from mainland China regions.
-        preflight_urls=[*dict.fromkeys([*registry_probe_urls(settings.serving.image), *registry_probe_urls(settings.serving.proxy_image)]),
+        preflight_urls=[*dict.fromkeys([*registry_probe_urls(settings.serving.image),
+                                        *registry_probe_urls(settings.serving.proxy_image)]),
                         f"{settings.serving.container_toolkit_repo}/gpgkey"],
         preflight_hint="Point qwen:serving.image or qwen:serving.proxyImage at a registry mirror of the same tag, or "
                        "qwen:serving.containerToolkitRepo at a mirror of NVIDIA's apt repository.",

@@ -84,7 +84,17 @@ RAY_PORTS = {6379, 8265, 10001, 52365}
 RAY_WORKER_PORTS = range(10002, 20000)
 
 # Public Azure regions (`az account list-locations --query "[].name"`, physical regions only).
-AZURE_REGIONS = frozenset(["australiacentral", "australiacentral2", "australiaeast", "australiasoutheast", "austriaeast", "belgiumcentral", "brazilsouth", "brazilsoutheast", "canadacentral", "canadaeast", "centralindia", "centralus", "chilecentral", "denmarkeast", "eastasia", "eastus", "eastus2", "francecentral", "francesouth", "germanynorth", "germanywestcentral", "indonesiacentral", "israelcentral", "italynorth", "japaneast", "japanwest", "koreacentral", "koreasouth", "malaysiawest", "mexicocentral", "newzealandnorth", "northcentralus", "northeurope", "norwayeast", "norwaywest", "polandcentral", "qatarcentral", "southafricanorth", "southafricawest", "southcentralus", "southeastasia", "southindia", "spaincentral", "swedencentral", "swedensouth", "switzerlandnorth", "switzerlandwest", "uaecentral", "uaenorth", "uksouth", "ukwest", "westcentralus", "westeurope", "westindia", "westus", "westus2", "westus3"])
+AZURE_REGIONS = frozenset([
+    "australiacentral", "australiacentral2", "australiaeast", "australiasoutheast", "austriaeast",
+    "belgiumcentral", "brazilsouth", "brazilsoutheast", "canadacentral", "canadaeast", "centralindia",
+    "centralus", "chilecentral", "denmarkeast", "eastasia", "eastus", "eastus2", "francecentral", "francesouth",
+    "germanynorth", "germanywestcentral", "indonesiacentral", "israelcentral", "italynorth", "japaneast",
+    "japanwest", "koreacentral", "koreasouth", "malaysiawest", "mexicocentral", "newzealandnorth",
+    "northcentralus", "northeurope", "norwayeast", "norwaywest", "polandcentral", "qatarcentral",
+    "southafricanorth", "southafricawest", "southcentralus", "southeastasia", "southindia", "spaincentral",
+    "swedencentral", "swedensouth", "switzerlandnorth", "switzerlandwest", "uaecentral", "uaenorth", "uksouth",
+    "ukwest", "westcentralus", "westeurope", "westindia", "westus", "westus2", "westus3",
+])
 AZURE_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}[A-Za-z0-9_]"
 AZURE_NAME_RULE = "1-64 letters, digits, '_', '.', '-', starting with a letter or digit"
 # Directories a NAS must never be mounted on (or, for the first group, under).
@@ -102,7 +112,7 @@ class SettingsError(pulumi.RunError):
                          + "\n".join(f"  - {p}" for p in problems))
 
 
-class _Problems(ValueError):
+class _ProblemsError(ValueError):
     """Rules across the fields of one section: a list of (key inside the section, message)."""
 
 
@@ -114,7 +124,7 @@ def _context(info: ValidationInfo) -> dict[str, Any]:
 
 def _report(problems: list[tuple[str, str]]) -> None:
     if problems:
-        raise _Problems(problems)
+        raise _ProblemsError(problems)
 
 
 def setting(default: Any = PydanticUndefined, doc: str = "", *, example: Any = None, shown: str | None = None,
@@ -150,14 +160,17 @@ def _non_empty(fix: str) -> AfterValidator:
 
 def _image_problem(image: str) -> str | None:
     if not image.strip() or re.search(r"\s", image):
-        return f"'{image}' is empty or holds whitespace; write an image pinned to a version tag or a digest, such as vllm/vllm-openai:v0.11.0 or nginx:1.28.0-alpine"
+        return (f"'{image}' is empty or holds whitespace; write an image pinned to a version tag or a digest, such as "
+                "vllm/vllm-openai:v0.11.0 or nginx:1.28.0-alpine")
     name, _, digest = image.partition("@")
     repository, _, tag = name.rpartition(":") if ":" in name.rsplit("/", 1)[-1] else (name, "", "")
     if not re.fullmatch(r"([A-Za-z0-9.-]+(:\d+)?/)?[a-z0-9]+([._-]+[a-z0-9]+)*(/[a-z0-9]+([._-]+[a-z0-9]+)*)*", repository) \
-            or (digest and not re.fullmatch(r"sha256:[0-9a-f]{64}", digest)) or (tag and not re.fullmatch(r"\w[\w.-]{0,127}", tag)):
+            or (digest and not re.fullmatch(r"sha256:[0-9a-f]{64}", digest)) \
+            or (tag and not re.fullmatch(r"\w[\w.-]{0,127}", tag)):
         return f"'{image}' is not an image reference like vllm/vllm-openai:v0.11.0 or registry:5000/repo@sha256:<64 hex>"
     if not digest and (not tag or tag.lower() == "latest"):
-        return f"'{image}' must be pinned to a version tag or a digest (for example vllm/vllm-openai:v0.11.0 or nginx:1.28.0-alpine), not latest or untagged"
+        return (f"'{image}' must be pinned to a version tag or a digest (for example vllm/vllm-openai:v0.11.0 or "
+                "nginx:1.28.0-alpine), not latest or untagged")
     return None
 
 
@@ -167,7 +180,8 @@ def _cidr(value: Any) -> str:
     try:
         return str(ipaddress.IPv4Network(value, strict=True))
     except ValueError as err:
-        raise ValueError(f"'{value}' is not a valid IPv4 CIDR ({err}); write it like 10.10.0.0/16 with the host bits zero")
+        raise ValueError(f"'{value}' is not a valid IPv4 CIDR ({err}); write it like 10.10.0.0/16 with the host bits zero") \
+            from None
 
 
 def _number_as_text(value: Any) -> Any:
@@ -519,7 +533,9 @@ class AzureImage(_Section):
 class NvidiaExtensionSettings(_Section):
     type_handler_version: Annotated[Text, _matches(r"\d+\.\d+", "'{v}' must be major.minor such as 1.11")] = setting(
         "1.11", "NvidiaGpuDriverLinux extension version", shown='`"1.11"`')
-    driver_version: Annotated[str, _matches(r"\d+\.\d+", "'{v}' is not a CUDA version like 12.8 (the extension takes the CUDA version on NC sizes, not " "'cuda_12.2')")] | None = setting(None, "CUDA version such as `12.8` (an extension setting)", shown="extension's")
+    driver_version: Annotated[str, _matches(r"\d+\.\d+", "'{v}' is not a CUDA version like 12.8 (the extension takes "
+                                            "the CUDA version on NC sizes, not 'cuda_12.2')")] | None = setting(
+        None, "CUDA version such as `12.8` (an extension setting)", shown="extension's")
     install_cuda: bool = setting(False, "install the CUDA toolkit too")
     update_os: bool = setting(False, "let the extension update the OS")
 
@@ -705,7 +721,8 @@ class OwnedHostSettings(_Section):
         doc="accelerator model (`RTX 4090`, `Ascend 310P3`, ...): its family's commands, devices and image",
         example="RTX 4090")
     count: int = setting(doc="devices the stack uses on the machine", example=2, ge=1)
-    private_interface: Annotated[str, _matches(r"[A-Za-z0-9._-]{1,15}", "'{v}' is not a network interface " "name such as eth0")] | None = setting(
+    private_interface: Annotated[str, _matches(r"[A-Za-z0-9._-]{1,15}",
+                                               "'{v}' is not a network interface name such as eth0")] | None = setting(
         None, "NIC between the hosts for Ray and the collectives; required with several hosts",
         shown="the default route's")
 
@@ -862,7 +879,7 @@ def _message(error: Mapping[str, Any], stack: str) -> list[str]:
     loc = [p if isinstance(p, int) else to_camel(p) for p in error["loc"]]
     loc[-1:] = error["loc"][-1:] if kind == "extra_forbidden" else loc[-1:]
     key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
-    if isinstance(ctx.get("error"), _Problems):
+    if isinstance(ctx.get("error"), _ProblemsError):
         return [f"{NAMESPACE}:{key}.{sub}: {text.replace('-s <stack>', f'-s {stack}')}" for sub, text in ctx["error"].args[0]]
     if kind == "missing":
         example = ((_declared(key)[1].json_schema_extra or {}) if _declared(key)[1] else {}).get("example")

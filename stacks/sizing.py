@@ -83,10 +83,8 @@ def weight_bytes_per_device(model: ModelSpec, layout: Layout) -> float:
     is counted, with the largest stage's layers)."""
     layer_bytes = model.body_params / model.layers * BYTES_PER_WEIGHT[layout.weight_dtype]
     matrix_bytes = model.embedding_params * EMBEDDING_BYTES_PER_WEIGHT
-    if layout.pipeline_parallel_size == 1:
-        edge_bytes = matrix_bytes * (1 if model.tie_word_embeddings else 2)
-    else:
-        edge_bytes = matrix_bytes
+    one_stage = layout.pipeline_parallel_size == 1
+    edge_bytes = matrix_bytes * (1 if model.tie_word_embeddings else 2) if one_stage else matrix_bytes
     stage_bytes = layer_bytes * stage_layers(model, layout) + edge_bytes
     return stage_bytes / layout.tensor_parallel_size
 

@@ -149,7 +149,8 @@ class CloudMocks(pulumi.runtime.Mocks):
         elif t in ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"):
             state["certPem"] = f"-----BEGIN CERTIFICATE-----\nmock-{args.name}\n-----END CERTIFICATE-----\n"
         elif t == "tls:index/certRequest:CertRequest":
-            state["certRequestPem"] = f"-----BEGIN CERTIFICATE REQUEST-----\nmock-{args.name}\n-----END CERTIFICATE REQUEST-----\n"
+            state["certRequestPem"] = (f"-----BEGIN CERTIFICATE REQUEST-----\nmock-{args.name}\n"
+                                       "-----END CERTIFICATE REQUEST-----\n")
         elif t == "random:index/randomPassword:RandomPassword":
             state["result"] = "k" * int(state.get("length", 32))
         elif t == "alicloud:ecs/instance:Instance":

@@ -158,12 +158,12 @@ def test_choose_zone_is_the_first_sorted_zone_in_all_lists():
 
 
 def test_choose_zone_without_common_zone_names_both_types_and_the_nas():
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ValueError, match="no zone of this region sells") as err:
         choose_zone(["cn-beijing-l"], ["cn-beijing-a"], ["cn-beijing-l"], GPU_TYPE, CPU_TYPE, "Performance")
     assert GPU_TYPE in str(err.value) and CPU_TYPE in str(err.value)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="sold in: none"):
         choose_zone([], ["cn-beijing-a"], ["cn-beijing-a"], GPU_TYPE, CPU_TYPE, "Performance")
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ValueError, match="no zone of this region sells") as err:
         choose_zone(["cn-beijing-l"], ["cn-beijing-l"], [], GPU_TYPE, CPU_TYPE, "Performance")
     assert "Performance NFS file system (offered in: none)" in str(err.value)
 
@@ -176,13 +176,13 @@ def test_ingress_rules_one_per_port_and_cidr():
     assert all(r["type"] == "ingress" and r["ip_protocol"] == "tcp" and r["policy"] == "accept"
                and r["nic_type"] == "intranet" for r in rules)
     assert len({r["key"] for r in rules}) == len(rules)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="allowed_cidrs is empty"):
         ingress_rules([], [22])
 
 
 def test_parse_download_summary():
     assert parse_download_summary(json.dumps(SUMMARY)) == SUMMARY
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not the completion JSON"):
         parse_download_summary("not json")
 
 
@@ -232,7 +232,7 @@ def test_no_zone_with_the_nas_storage_type_raises():
 
 
 def test_component_without_common_zone_raises():
-    with pytest.raises(Exception) as err:
+    with pytest.raises(Exception, match="no zone of this region sells") as err:
         deploy(make_args(), zones={GPU_TYPE: ["cn-beijing-l"], CPU_TYPE: ["cn-beijing-a"]})
     assert GPU_TYPE in str(err.value) and CPU_TYPE in str(err.value)
 
@@ -402,7 +402,7 @@ def test_a_stopped_downloader_refuses_a_model_it_has_not_downloaded():
 
     gpu_step_triggers(True, "master")  # what the last download reported
     gpu_step_triggers(False, "v2")  # a running downloader downloads v2
-    with pytest.raises(Exception) as err:
+    with pytest.raises(Exception, match="stopDownloader is true") as err:
         gpu_step_triggers(True, "v2")
     assert ("qwen:aliyun.stopDownloader is true, but the NAS holds Qwen/Qwen2.5-72B-Instruct at revision master, "
             "not Qwen/Qwen2.5-72B-Instruct at v2") in str(err.value)

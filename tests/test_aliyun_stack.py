@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+from itertools import pairwise
 
 import pytest
 import yaml
@@ -102,7 +103,7 @@ def test_cost_order_download_then_gpus_then_serving(run):
     chain = ["ray-qwen-l20-gpu-0-node-ready", "ray-head", "ray-worker-qwen-l20-gpu-1", "ray-gpus",
              "vllm-serve", "vllm-health", "bench-seed-10k-in-800-out-c1"]
     assert run.depends_on(cmds["ray-qwen-l20-gpu-0-node-ready"], nodes["qwen-l20-gpu-0"])
-    for earlier, later in zip(chain, chain[1:]):
+    for earlier, later in pairwise(chain):
         assert run.depends_on(cmds[later], cmds[earlier]), f"{later} must come after {earlier}"
 
 
@@ -168,13 +169,15 @@ def test_a_mirror_is_one_setting_away(monkeypatch):
     assert step_env(cmds["cluster-preflight"].inputs["create"])["URLS"].splitlines() == [
         "https://registry.cn-hangzhou.aliyuncs.com/v2/", "https://mirrors.example.cn/libnvidia-container/gpgkey"]
     assert "IMAGE=registry.cn-hangzhou.aliyuncs.com/qwen-mirror/vllm-openai:v0.11.0" in cmds["vllm-serve"].inputs["create"]
-    assert step_env(cmds["proxy-start"].inputs["create"])["IMAGE"] == "registry.cn-hangzhou.aliyuncs.com/qwen-mirror/nginx:1.28.0-alpine"
+    assert (step_env(cmds["proxy-start"].inputs["create"])["IMAGE"]
+            == "registry.cn-hangzhou.aliyuncs.com/qwen-mirror/nginx:1.28.0-alpine")
     user_data = instances(mirrored)["qwen-l20-gpu-0"].inputs["userData"]
     assert "NVIDIA_CONTAINER_TOOLKIT_REPO=https://mirrors.example.cn/libnvidia-container" in user_data
 
 
 def test_nas_is_in_the_nodes_zone(run):
-    assert run.one("alicloud:nas/fileSystem:FileSystem").inputs["zoneId"] == run.one("alicloud:vpc/switch:Switch").inputs["zoneId"]
+    assert (run.one("alicloud:nas/fileSystem:FileSystem").inputs["zoneId"]
+            == run.one("alicloud:vpc/switch:Switch").inputs["zoneId"])
 
 
 def test_served_only_through_the_tls_proxy(run):

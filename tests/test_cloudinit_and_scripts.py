@@ -66,7 +66,8 @@ def test_gpu_documents_start_the_prefetch_from_its_settings_file():
         assert "RemainAfterExit=yes" in units["/etc/systemd/system/qwen-prefetch.service"]
         bootstrap = next(f["content"] for f in doc["write_files"] if f["path"] == "/opt/qwen/bin/node-bootstrap.sh")
         # the prefetch may start before the driver install, never before docker
-        assert bootstrap.index("enable --now docker") < bootstrap.index("qwen-prefetch.path") < bootstrap.index("install-nvidia-driver")
+        assert (bootstrap.index("enable --now docker") < bootstrap.index("qwen-prefetch.path")
+                < bootstrap.index("install-nvidia-driver"))
 
 
 def test_azure_document_leaves_the_driver_to_the_extension():

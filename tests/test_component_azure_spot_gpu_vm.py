@@ -168,12 +168,12 @@ def test_security_rules_copy_the_cidrs():
 
 
 def test_security_rules_refuse_empty_cidrs():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="allowed_cidrs is empty"):
         security_rules([], [22])
 
 
 def test_component_refuses_empty_cidrs():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="allowed_cidrs is empty"):
         run_pulumi(lambda: AzureSpotGpuVm("x", make_args(allowed_cidrs=[])) and {})
 
 

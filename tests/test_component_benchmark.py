@@ -4,6 +4,7 @@ new run_id or service start, results parsed from stdout, the headline's throughp
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 
 import pulumi_random
 import pytest
@@ -64,7 +65,7 @@ def test_scenarios_run_strictly_one_after_another(run):
     ready, start = run.named("service-ready"), run.named("service-start")
     # besides the service start (its id is a trigger), each waits for exactly the one before it
     assert set(ordered[0].dependencies) == {ready.urn, start.urn}
-    for earlier, later in zip(ordered, ordered[1:]):
+    for earlier, later in pairwise(ordered):
         assert set(later.dependencies) == {earlier.urn, start.urn}, later.name
     assert run.depends_on(ordered[-1], ready)
     for i, cmd in enumerate(ordered):
@@ -78,7 +79,7 @@ def test_triggers_are_the_host_the_run_id_and_the_service_start(run):
 
 
 def test_scenario_env(run):
-    for scenario, cmd in zip(SCENARIOS, steps(run)):
+    for scenario, cmd in zip(SCENARIOS, steps(run), strict=True):
         env = step_env(cmd.inputs["create"])
         assert env["QWEN_STEP"] == f"benchmark-{scenario.name}" and env["QWEN_HOST"] == "gpu-bench"
         assert env["SCENARIO"] == scenario.name

@@ -31,7 +31,8 @@ def test_one_step_per_host_after_boot_only():
         assert run.named(f"boot-{i}").urn in step.dependencies
         assert not run.depends_on(step, driver)  # it never waits for the driver
         assert step_env(step.inputs["create"]) == {
-            "QWEN_STEP": "prefetch", "QWEN_HOST": f"gpu-{i}", "IMAGE": "mirror.example/vllm:1", "IMAGE_DISK_GB": "30", "PREFETCH_MODEL": "1",
+            "QWEN_STEP": "prefetch", "QWEN_HOST": f"gpu-{i}", "IMAGE": "mirror.example/vllm:1",
+            "IMAGE_DISK_GB": "30", "PREFETCH_MODEL": "1",
             "MODEL_ID": "Org/Model", "MODEL_REVISION": "abc123", "MODEL_ROOT": "/srv", "MODEL_DIR": "/srv/Model",
             "PRUNE_IMAGES": "1"}  # a cloud machine: the prefetch may make room
         assert step.inputs["triggers"] == [f"i-{i}"]

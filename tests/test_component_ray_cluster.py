@@ -80,7 +80,7 @@ def test_head_then_workers_join_one_after_another(three):
     workers = [cmds[f"ray-worker-{h.name}"] for h in hosts[1:]]
     assert len(workers) == 2
     previous = head
-    for host, worker in zip(hosts[1:], workers):
+    for host, worker in zip(hosts[1:], workers, strict=True):
         assert cmds[f"ray-{host.name}-node-ready"].urn in worker.dependencies
         assert previous.urn in worker.dependencies, f"{worker.name} must wait for {previous.name}"
         assert not run.depends_on(previous, worker)

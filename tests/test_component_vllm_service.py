@@ -25,7 +25,7 @@ class LoraHostMocks(CloudMocks):
 
     def command_stdout(self, env):
         if env["QWEN_STEP"] == "vllm-health":
-            return '{"models": ["%s", "sql-lora"]}' % SERVED
+            return f'{{"models": ["{SERVED}", "sql-lora"]}}'
         return super().command_stdout(env)
 
 
@@ -43,7 +43,8 @@ def run():
             health_timeout_minutes=2,
         ))
         return {"models": svc.models, "served_model": svc.served_model,
-                "fingerprint": svc.fingerprint, "start_create": svc.start.create, "start_urn": svc.start.urn, "ready_urn": svc.ready.urn}
+                "fingerprint": svc.fingerprint, "start_create": svc.start.create, "start_urn": svc.start.urn,
+                "ready_urn": svc.ready.urn}
 
     return run_pulumi(program, mocks=LoraHostMocks())
 

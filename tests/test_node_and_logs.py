@@ -51,7 +51,8 @@ def test_min_driver_version_setting():
     raw["serving"]["minDriverVersion"] = "r570"
     with pytest.raises(SettingsError) as err:
         parse_settings("uksouth", raw)
-    assert err.value.problems == ["qwen:serving.minDriverVersion: 'r570' is not an NVIDIA driver version such as 570 or 570.172.08"]
+    assert err.value.problems == [
+        "qwen:serving.minDriverVersion: 'r570' is not an NVIDIA driver version such as 570 or 570.172.08"]
 
 
 @pytest.mark.parametrize("stack", ["uksouth", "aliyun-l20"])

@@ -167,7 +167,8 @@ def two_ascend_hosts(raw):
 
 def test_several_hosts_need_their_private_interface():
     found = problems("ascend-300i", two_ascend_hosts)
-    assert [p.split(":")[1].split(" ")[0] for p in found] == ["owned.hosts[0].privateInterface", "owned.hosts[1].privateInterface"]
+    assert [p.split(":")[1].split(" ")[0] for p in found] == ["owned.hosts[0].privateInterface",
+                                                              "owned.hosts[1].privateInterface"]
 
 
 def test_several_hosts_must_match():

@@ -5,6 +5,7 @@ commands that remove what the program started, and the same outputs contract."""
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -67,7 +68,8 @@ def env_of(run, name: str) -> dict:
 def test_no_cloud_provider_and_no_cloud_resource(owned):
     _, run = owned
     types = {r.type for r in run.resources}
-    assert not [t for t in types if t.startswith(("azure-native:", "alicloud:", "pulumi:providers:azure", "pulumi:providers:alicloud"))]
+    assert not [t for t in types if t.startswith(("azure-native:", "alicloud:", "pulumi:providers:azure",
+                                                  "pulumi:providers:alicloud"))]
     assert "tls:index/privateKey:PrivateKey" in types  # the TLS proxy's certificate; the SSH key is the team's
 
 
@@ -77,7 +79,7 @@ def test_steps_in_order_with_one_host_and_no_ray(owned):
     cmds = run.commands()
     chain = [f"{host}-host-setup", f"prefetch-{host}", f"ray-{host}-node-ready", "vllm-serve", "vllm-health",
              "proxy-start", "proxy-smoke", "bench-seed-10k-in-800-out-c1"]
-    for earlier, later in zip(chain, chain[1:]):
+    for earlier, later in pairwise(chain):
         assert run.depends_on(cmds[later], cmds[earlier]), f"{later} must come after {earlier}"
     assert not [n for n in cmds if n in ("ray-head", "ray-gpus") or n.startswith("ray-worker")]
     assert env_of(run, "vllm-serve")["EXECUTOR"] == "mp"
@@ -184,7 +186,8 @@ def test_outputs_contract_with_either_family(owned):
     gpus = o["nodes"][0]["gpus"]
     if stack == "ascend-300i":
         assert len(gpus) == 4 and gpus[0] == {"index": 0, "name": "Ascend 310P3", "memoryMiB": 44280, "driver": "24.1.rc3"}
-        assert o["endpoint"] == f"https://{ADDRESS}:8000/v1" and o["sshCommand"] == f"ssh -i ~/.ssh/qwen-ascend-300i.pem qwen@{ADDRESS}"
+        assert o["endpoint"] == f"https://{ADDRESS}:8000/v1"
+        assert o["sshCommand"] == f"ssh -i ~/.ssh/qwen-ascend-300i.pem qwen@{ADDRESS}"
     elif stack == "rtx4090":
         assert [g["name"] for g in gpus] == ["NVIDIA GeForce RTX 4090"] * 2
         assert o["nodes"][0]["privateIp"] == "192.168.50.10"  # what host-setup found on the host

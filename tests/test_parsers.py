@@ -15,7 +15,7 @@ def test_nvidia_smi_csv():
 
 
 def test_nvidia_smi_rejects_other_output():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unexpected nvidia-smi line"):
         parse_nvidia_smi_csv("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.")
 
 
@@ -29,7 +29,7 @@ def test_ray_status_two_nodes_with_placement_groups():
 
 
 def test_ray_status_without_usage():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no resource usage found"):
         parse_ray_status("ConnectionError: Could not find any running Ray instance.")
 
 

@@ -47,9 +47,9 @@ def test_efficiency_and_cost_by_hand():
     # 1 USD/h at 1,000 tok/s: 3.6 M tokens an hour -> 0.28 USD per million
     assert cost_per_million_tokens(1.0, 1000.0) == 0.28
     assert cost_per_million_tokens(None, 64.45) is None
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="tokens/s must be positive"):
         cost_per_million_tokens(3.6, 0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="roofline must be positive"):
         efficiency(64.45, 0)
 
 

@@ -351,7 +351,8 @@ def test_smoke_step_fails_when_vllm_listens_on_every_interface(proxy, tmp_path):
     finally:
         exposed.shutdown()
     assert result.returncode == 1
-    assert f"vLLM answers on {this_hosts_address()}:{exposed.server_address[1]}; it must listen on 127.0.0.1 only" in result.stderr
+    address = f"{this_hosts_address()}:{exposed.server_address[1]}"
+    assert f"vLLM answers on {address}; it must listen on 127.0.0.1 only" in result.stderr
 
 
 def test_smoke_step_fails_when_the_proxy_lets_a_request_without_the_key_through(proxy, tmp_path):

@@ -106,7 +106,8 @@ def test_bf16_weights_per_gpu_come_from_the_sizing_model():
 
 
 @pytest.mark.parametrize("speculative, key, fragment", [
-    ({**SPECULATIVE, "method": "draft_model"}, "qwen:serving.speculativeDecoding.method", "NotImplementedError in vLLM v0.11.0; use ngram"),
+    ({**SPECULATIVE, "method": "draft_model"}, "qwen:serving.speculativeDecoding.method",
+     "NotImplementedError in vLLM v0.11.0; use ngram"),
     ({**SPECULATIVE, "method": "eagle"}, "qwen:serving.speculativeDecoding.method", "use ngram"),
     ({**SPECULATIVE, "promptLookupMin": 9}, "qwen:serving.speculativeDecoding.promptLookupMin", "above promptLookupMax 8"),
     ({"method": "ngram", "promptLookupMax": 8}, "qwen:serving.speculativeDecoding.numSpeculativeTokens", "is required"),

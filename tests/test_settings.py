@@ -102,7 +102,8 @@ def test_scenario_longer_than_max_model_len():
 
 
 def test_unknown_vm_size():
-    one_problem("uksouth", lambda r: r["azure"].update(vmSize="Standard_D4s_v5"), "qwen:azure.vmSize", "not in the GPU size catalog")
+    one_problem("uksouth", lambda r: r["azure"].update(vmSize="Standard_D4s_v5"), "qwen:azure.vmSize",
+                "not in the GPU size catalog")
 
 
 def test_unpinned_image():
@@ -174,9 +175,9 @@ def test_all_problems_reported_at_once():
         r["azure"]["vnetCidr"] = "nope"
     found = problems("uksouth", mutate)
     assert len(found) >= 2
+    raw = raw_settings("uksouth")
+    raw["cloud"] = "gcp"
     with pytest.raises(SettingsError, match="nothing was created"):
-        raw = raw_settings("uksouth")
-        raw["cloud"] = "gcp"
         parse_settings("uksouth", raw)
 
 
@@ -480,8 +481,8 @@ def test_flat_and_unknown_keys_are_refused_before_any_resource(monkeypatch, stac
         f"qwen:benchmark.runId: is a flat key (set without --path), which nothing reads. Set what you meant with "
         f"`pulumi config set --path 'qwen:benchmark.runId' 2 -s {stack}` and remove this one with "
         f"`pulumi config rm 'qwen:benchmark.runId' -s {stack}`",
-        "qwen:foo: is not a known setting (known: access, aliyun, azure, benchmark, cloud, cost, model, owned, preflight, serving, "
-        "sshPrivateKey); check its spelling, or remove it",
+        "qwen:foo: is not a known setting (known: access, aliyun, azure, benchmark, cloud, cost, model, owned, preflight, "
+        "serving, sshPrivateKey); check its spelling, or remove it",
     ]
 
 

@@ -2,6 +2,7 @@
 
 import base64
 import json
+from itertools import pairwise
 
 import pytest
 import yaml
@@ -134,7 +135,7 @@ def test_bootstrap_order(run):
              "proxy-start", "proxy-smoke", "bench-seed-10k-in-800-out-c1",
              *(f"bench-sweep-256-in-256-out-c{c}" for c in (1, 8, 32, 64, 128, 192))]
     assert run.depends_on(cmds[chain[0]], ext)
-    for earlier, later in zip(chain, chain[1:]):
+    for earlier, later in pairwise(chain):
         assert run.depends_on(cmds[later], cmds[earlier]), f"{later} must come after {earlier}"
 
 
@@ -244,7 +245,8 @@ def test_bad_settings_stop_before_any_resource(monkeypatch):
 
     monkeypatch.setattr(RecordingMonitor, "RegisterResource", record)
     with pytest.raises(SettingsError, match="qwen:serving.tensorParallelSize"):
-        run_stack("uksouth", monkeypatch, mocks=CloudMocks(), serving={"image": "vllm/vllm-openai:v0.11.0", "tensorParallelSize": 8})
+        run_stack("uksouth", monkeypatch, mocks=CloudMocks(),
+                  serving={"image": "vllm/vllm-openai:v0.11.0", "tensorParallelSize": 8})
     assert [t for t in created if t != "pulumi:pulumi:Stack"] == []
 
 

@@ -8,8 +8,6 @@ size, priority, zone and tensor-parallel size) and the ``placement`` output, or 
 
 from __future__ import annotations
 
-from typing import Optional
-
 from stacks.preflight.errors import PreflightError  # noqa: F401 (re-exported)
 from stacks.settings import Settings
 

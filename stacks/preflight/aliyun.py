@@ -72,7 +72,8 @@ def quota_problems(quotas: Iterable[Any], instance_type: str, node_count: int, r
             problems.append(
                 f"alicloud:region {region}: quota '{quota.quota_name}' ({quota.quota_action_code}) has {free:g} of "
                 f"{quota.total_quota:g} vCPUs free; {node_count} x {instance_type} need {needed} (qwen:aliyun.gpuNodeCount "
-                f"x {vcpus}); request at least {quota.total_usage + needed:g} at {QUOTA_CENTER}, or lower qwen:aliyun.gpuNodeCount")
+                f"x {vcpus}); request at least {quota.total_usage + needed:g} at {QUOTA_CENTER}, "
+                "or lower qwen:aliyun.gpuNodeCount")
     return problems, found
 
 

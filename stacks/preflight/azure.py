@@ -373,7 +373,7 @@ def place(settings: Settings, make_client: Callable[[str], Any] | None = None,
             if answers is not None:
                 answers.release(kept)
         skipped: list[Skipped] = []
-        for index, (candidate, (resolved, problems)) in enumerate(zip(candidates, sized)):
+        for index, (candidate, (resolved, problems)) in enumerate(zip(candidates, sized, strict=True)):
             if not problems and answers is not None:
                 problems = answers.problems(candidate, image_sku)
             if not problems:

@@ -22,7 +22,7 @@ V0110_KEYS = {"date", "endpoint_type", "backend", "label", "model_id", "tokenize
 
 
 @pytest.fixture
-def served(head):
+def served(head):  # noqa: F811 (the fixture imported from test_vllm)
     assert start(head).returncode == 0
     return head
 
@@ -69,7 +69,8 @@ def test_an_incomplete_run_fails(served):
     served.set_state(**{k: v for k, v in served.state().items() if k in ("images", "containers")},
                      vllm={"load_ticks": 0, "crash": False, "bench_failed_requests": 1})
     result = bench(served, NUM_PROMPTS="4", WARMUPS="0")
-    assert_step_failed(result, "benchmark-seed", "vm-qwen-nc48", "ERROR: scenario seed-10k-in-800-out-c1 completed 3 of 4 requests")
+    assert_step_failed(result, "benchmark-seed", "vm-qwen-nc48",
+                       "ERROR: scenario seed-10k-in-800-out-c1 completed 3 of 4 requests")
 
 
 def test_a_refused_key_fails_the_run(served):
@@ -77,7 +78,8 @@ def test_a_refused_key_fails_the_run(served):
     # completes with 0 successful requests and the completeness check fails the step.
     served.write(KEY_FILE, "sk-stale", 0o600)
     result = bench(served, WARMUPS="0")
-    assert_step_failed(result, "benchmark-seed", "vm-qwen-nc48", "ERROR: scenario seed-10k-in-800-out-c1 completed 0 of 1 requests")
+    assert_step_failed(result, "benchmark-seed", "vm-qwen-nc48",
+                       "ERROR: scenario seed-10k-in-800-out-c1 completed 0 of 1 requests")
 
 
 def test_a_failed_warm_up_fails(served):
@@ -98,7 +100,8 @@ def test_a_stopped_vllm_completes_no_request_and_fails(served):
     data["containers"]["qwen-vllm"]["State"].update(Status="exited", Running=False)
     served.set_state(containers=data["containers"])
     result = bench(served)
-    assert_step_failed(result, "benchmark-seed", "vm-qwen-nc48", "ERROR: scenario seed-10k-in-800-out-c1 completed 0 of 1 requests")
+    assert_step_failed(result, "benchmark-seed", "vm-qwen-nc48",
+                       "ERROR: scenario seed-10k-in-800-out-c1 completed 0 of 1 requests")
 
 
 def test_a_stale_result_of_the_same_run_id_is_never_printed(served):

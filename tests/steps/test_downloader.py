@@ -88,7 +88,8 @@ def test_a_short_file_is_caught_by_the_verification_and_no_marker_is_written(dow
 
 def test_a_marker_of_another_revision_is_removed_and_the_files_fetched_again(downloader):
     downloader.write(MARKER, json.dumps({"model": MODEL, "revision": "v1.0"}))
-    downloader.write("/etc/qwen/node.env", downloader.read("/etc/qwen/node.env").replace("MODEL_REVISION=master", "MODEL_REVISION=v1.1"))
+    downloader.write("/etc/qwen/node.env",
+                     downloader.read("/etc/qwen/node.env").replace("MODEL_REVISION=master", "MODEL_REVISION=v1.1"))
     result = mounted(downloader).run_file("/opt/qwen/bin/modelscope-download.sh")
     assert result.returncode == 0, result.stderr
     assert json.loads(downloader.read(MARKER))["revision"] == "v1.1"
@@ -143,7 +144,8 @@ def test_step_fails_at_once_when_the_service_failed_and_shows_its_journal(downlo
 
 def test_step_times_out_on_a_download_that_does_not_finish(downloader):
     downloader.set_state(units={UNIT: {"enabled": True, "active": "activating"}})
-    result = downloader.run_step("wait-model-download", "wait_model_download.sh", {**STEP_ENV, "DOWNLOAD_TIMEOUT": "0"}, host="dl")
+    result = downloader.run_step("wait-model-download", "wait_model_download.sh", {**STEP_ENV, "DOWNLOAD_TIMEOUT": "0"},
+                                 host="dl")
     assert_step_failed(result, "wait-model-download", "dl", "ERROR: the download did not finish within 0s")
 
 

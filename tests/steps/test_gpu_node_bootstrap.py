@@ -28,7 +28,8 @@ def test_azure_node_gets_the_pinned_toolkit_as_docker_runtime_and_the_prefetch_p
     assert "nvidia" in state["docker"]["runtimes"]
     assert json.loads(fresh.read("/etc/docker/daemon.json"))["runtimes"]["nvidia"]["path"] == "nvidia-container-runtime"
     assert fresh.read("/etc/apt/sources.list.d/nvidia-container-toolkit.list").startswith(
-        "deb [signed-by=/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg] https://nvidia.github.io/libnvidia-container/stable/deb/$(ARCH) /")
+        "deb [signed-by=/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg] "
+        "https://nvidia.github.io/libnvidia-container/stable/deb/$(ARCH) /")
     assert fresh.exists("/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg")
     assert state["units"]["qwen-prefetch.path"] == {"enabled": True, "active": "active", "n_restarts": 0,
                                                     "journal": ["Started qwen-prefetch.path."]}
@@ -84,7 +85,8 @@ def test_an_older_toolkit_is_upgraded_to_the_pinned_version(fresh):
 
 def test_a_driver_package_the_archive_lacks_fails_without_a_marker(fresh):
     fresh.install_cloud_config(gpu_node_document(aliyun=True))
-    fresh.write("/etc/qwen/node.env", fresh.read("/etc/qwen/node.env").replace("nvidia-headless-570-server", "nvidia-headless-570"))
+    fresh.write("/etc/qwen/node.env",
+                fresh.read("/etc/qwen/node.env").replace("nvidia-headless-570-server", "nvidia-headless-570"))
     result = fresh.run_file("/opt/qwen/bin/node-bootstrap.sh")
     assert result.returncode != 0 and "Unable to locate package nvidia-headless-570" in result.stderr
     assert not fresh.state()["driver"]["loaded"]

@@ -44,7 +44,8 @@ def test_a_driver_older_than_the_image_needs_fails_naming_both(node, found, need
     node.set_state(images=node.state()["images"], units=node.state()["units"], driver={"loaded": True, "version": found})
     result = ready(node, MIN_DRIVER_VERSION=needed)
     assert_step_failed(result, "node-ready", "vm-qwen-nc48",
-                       f"ERROR: the NVIDIA driver is {found}, but {IMAGE} needs {needed} or newer (qwen:serving.minDriverVersion)")
+                       f"ERROR: the NVIDIA driver is {found}, but {IMAGE} needs {needed} or newer "
+                       "(qwen:serving.minDriverVersion)")
     assert not [c for c in node.calls("docker") if c[:1] == ["run"]]  # before any container
 
 
@@ -58,7 +59,8 @@ def test_a_driver_as_new_or_newer_passes(node, found, needed):
 
 
 def test_waits_for_the_driver_extension_to_show_the_gpus(node):
-    node.set_state(gpus=[{"name": "NVIDIA A100 80GB PCIe", "memory_mib": 81920}], driver={"loaded": False, "version": "570.172.08"},
+    node.set_state(gpus=[{"name": "NVIDIA A100 80GB PCIe", "memory_mib": 81920}],
+                   driver={"loaded": False, "version": "570.172.08"},
                    events=[{"tick": 1, "set": ["driver", "loaded"], "value": True},
                            {"tick": 3, "set": ["gpus"], "value": [{"name": "NVIDIA A100 80GB PCIe", "memory_mib": 81920}] * 2}])
     result = ready(node)
@@ -69,7 +71,8 @@ def test_waits_for_the_driver_extension_to_show_the_gpus(node):
 def test_too_few_gpus_time_out_showing_nvidia_smi(node):
     node.set_state(gpus=[{"name": "NVIDIA A100 80GB PCIe", "memory_mib": 81920}])
     result = ready(node, GPU_TIMEOUT="0")
-    assert_step_failed(result, "node-ready", "vm-qwen-nc48", "ERROR: timed out after 0s waiting for the host to show 2 NVIDIA devices",
+    assert_step_failed(result, "node-ready", "vm-qwen-nc48",
+                       "ERROR: timed out after 0s waiting for the host to show 2 NVIDIA devices",
                        "NVIDIA A100 80GB PCIe")
 
 
@@ -88,7 +91,8 @@ def test_a_missing_bootstrap_marker_fails(node):
 def test_docker_without_the_nvidia_runtime_fails(node):
     node.set_state(docker={"daemon": "running", "runtimes": ["io.containerd.runc.v2", "runc"]})
     result = ready(node)
-    assert_step_failed(result, "node-ready", "vm-qwen-nc48", "docker cannot hand the devices to containers: install the NVIDIA container toolkit")
+    assert_step_failed(result, "node-ready", "vm-qwen-nc48",
+                       "docker cannot hand the devices to containers: install the NVIDIA container toolkit")
 
 
 def test_waits_for_the_prefetch_to_pull_the_image(node):

@@ -99,7 +99,8 @@ def test_the_image_and_weights_already_there_need_no_disk(workstation):
 
 def test_an_ascend_server_is_checked_through_npu_smi_and_its_devices(sandbox):
     box = ascend_server(sandbox)
-    result = box.run_step("host-setup", "host_setup.sh", setup_env(ASCEND_310P, 4, ASCEND_IMAGE, "Ascend 310P3"), host="atlas-300i")
+    result = box.run_step("host-setup", "host_setup.sh", setup_env(ASCEND_310P, 4, ASCEND_IMAGE, "Ascend 310P3"),
+                          host="atlas-300i")
     # The sandbox has no /dev/davinci_manager: docker cannot hand the chips over, and says what to install.
     assert_step_failed(result, "host-setup", "atlas-300i", "docker cannot hand Ascend 310P3 devices to containers",
                        "/dev/davinci_manager")
@@ -110,7 +111,8 @@ def test_an_ascend_server_is_checked_through_npu_smi_and_its_devices(sandbox):
 def test_an_old_ascend_driver(sandbox):
     box = ascend_server(sandbox)
     box.write(ASCEND_VERSION_INFO, "Version=23.0.rc3\n")
-    result = box.run_step("host-setup", "host_setup.sh", setup_env(ASCEND_310P, 4, ASCEND_IMAGE, "Ascend 310P3"), host="atlas-300i")
+    result = box.run_step("host-setup", "host_setup.sh", setup_env(ASCEND_310P, 4, ASCEND_IMAGE, "Ascend 310P3"),
+                          host="atlas-300i")
     assert_step_failed(result, "host-setup", "atlas-300i",
                        "the Ascend 310P3 driver is 23.0.rc3, the image needs 24.1 or newer (components/accelerators.py)",
                        "Ascend-hdk-310p-npu-driver")

@@ -42,7 +42,9 @@ def test_configure_writes_settings_that_parse_back_even_with_shell_special_chara
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
     assert node.mode("/etc/qwen/prefetch.env") == 0o644
-    parsed = subprocess.run(["bash", "-c", f'set -u; . {node.path("/etc/qwen/prefetch.env")}; printf "%s\\n" "$MODEL_DIR" "$MODEL_REVISION" "$IMAGE"'],
+    parsed = subprocess.run(["bash", "-c",
+                             f'set -u; . {node.path("/etc/qwen/prefetch.env")}; '
+                             'printf "%s\\n" "$MODEL_DIR" "$MODEL_REVISION" "$IMAGE"'],
                             capture_output=True, text=True, env={})
     assert parsed.stdout.splitlines() == [odd["MODEL_DIR"], odd["MODEL_REVISION"], IMAGE]
 
@@ -87,7 +89,8 @@ def test_prefetch_pulls_the_image_and_downloads_verified_weights(node):
     assert IMAGE in node.state()["images"]
     for path, size in FILES.items():
         assert node.path(f"{MODEL_DIR}/{path}").stat().st_size == size
-    assert json.loads(node.read(MARKER)) == {"model": MODEL, "revision": "main", "commit": "cf98f3b3bbb457ad9e2bb7baf9a0125b6b88caa8",
+    assert json.loads(node.read(MARKER)) == {"model": MODEL, "revision": "main",
+                                             "commit": "cf98f3b3bbb457ad9e2bb7baf9a0125b6b88caa8",
                                              "files": 3, "bytes": sum(FILES.values())}
     # the download ran in the image, with the script mounted read-only and the model root writable
     run = next(c for c in node.calls("docker") if c[:1] == ["run"])

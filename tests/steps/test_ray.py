@@ -8,7 +8,8 @@ from tests.steps.conftest import IMAGE, assert_step_failed, nvidia_docker_env
 HEAD_ENV = {"RAY_ROLE": "head", "IMAGE": IMAGE, "NODE_IP": "10.0.0.4", "HEAD_IP": "10.0.0.4", "RAY_PORT": "6379",
             "RAY_RESOURCE_ARGS": "--num-gpus=2", "MODEL_ROOT": "/mnt/models",
             **nvidia_docker_env(2, node_ip="10.0.0.4", interface="eth0")}
-WORKER_ENV = {**HEAD_ENV, "RAY_ROLE": "worker", "NODE_IP": "10.0.0.5", **nvidia_docker_env(2, node_ip="10.0.0.5", interface="eth0")}
+WORKER_ENV = {**HEAD_ENV, "RAY_ROLE": "worker", "NODE_IP": "10.0.0.5",
+              **nvidia_docker_env(2, node_ip="10.0.0.5", interface="eth0")}
 
 
 @pytest.fixture
@@ -102,7 +103,8 @@ def test_an_unknown_role_fails(node):
 def test_the_image_would_refuse_a_ray_flag_that_ray_lacks(node):
     """The stand-in rejects what Ray 2.49.2's `ray start` rejects: a typo'd flag crash-loops the container."""
     result = node.run(f"docker run -d --name r --restart unless-stopped --entrypoint /bin/bash {IMAGE} "
-                      "-c 'ray start --head --dashboard-hots=127.0.0.1' && docker inspect -f '{{ .RestartCount }}' r && docker logs r")
+                      "-c 'ray start --head --dashboard-hots=127.0.0.1' "
+                      "&& docker inspect -f '{{ .RestartCount }}' r && docker logs r")
     assert result.returncode == 0
     assert "unrecognized arguments: --dashboard-hots=127.0.0.1" in result.stdout
 
@@ -117,16 +119,19 @@ def head_running(box, extra_nodes=()):
 def test_wait_gpus_waits_for_the_worker_and_prints_ray_status(node):
     head_running(node)
     node.set_state(events=[{"tick": 2, "set": ["ray", "extra_nodes"], "value": [2]}])
-    result = node.run_step("ray-wait-gpus", "ray_wait_gpus.sh", {"EXPECTED_GPUS": "4", "RAY_RESOURCE": "GPU", "RAY_TIMEOUT": "600"}, host="gpu-1")
+    result = node.run_step("ray-wait-gpus", "ray_wait_gpus.sh",
+                           {"EXPECTED_GPUS": "4", "RAY_RESOURCE": "GPU", "RAY_TIMEOUT": "600"}, host="gpu-1")
     assert result.returncode == 0, result.stderr
     assert " 0.0/4.0 GPU" in result.stdout and result.stdout.count(" 1 node_") == 2
     assert len(node.calls("sleep")) == 2
-    again = node.run_step("ray-wait-gpus", "ray_wait_gpus.sh", {"EXPECTED_GPUS": "4", "RAY_RESOURCE": "GPU", "RAY_TIMEOUT": "600"}, host="gpu-1")
+    again = node.run_step("ray-wait-gpus", "ray_wait_gpus.sh",
+                          {"EXPECTED_GPUS": "4", "RAY_RESOURCE": "GPU", "RAY_TIMEOUT": "600"}, host="gpu-1")
     assert again.returncode == 0 and again.stdout == result.stdout and len(node.calls("sleep")) == 2
 
 
 def test_wait_gpus_times_out_showing_ray_status(node):
     head_running(node)
-    result = node.run_step("ray-wait-gpus", "ray_wait_gpus.sh", {"EXPECTED_GPUS": "4", "RAY_RESOURCE": "GPU", "RAY_TIMEOUT": "0"}, host="gpu-1")
+    result = node.run_step("ray-wait-gpus", "ray_wait_gpus.sh",
+                           {"EXPECTED_GPUS": "4", "RAY_RESOURCE": "GPU", "RAY_TIMEOUT": "0"}, host="gpu-1")
     assert_step_failed(result, "ray-wait-gpus", "gpu-1", "ERROR: timed out after 0s waiting for ray status to show 4 GPU",
                        " 0.0/2.0 GPU")

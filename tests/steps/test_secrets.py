@@ -98,7 +98,8 @@ def test_the_key_files_are_root_only(bootstrapped):
     holders = [p for p in box.path("/etc").rglob("*") if p.is_file() and key in p.read_text(errors="replace")]
     assert {str(p.relative_to(box.path("/etc/qwen/secrets"))) for p in holders} == {
         "api-key", "auth-header", "proxy-auth-header", "proxy/api-key.map"}
-    server_key_holders = [p for p in box.path("/etc").rglob("*") if p.is_file() and "PRIVATE KEY" in p.read_text(errors="replace")]
+    server_key_holders = [p for p in box.path("/etc").rglob("*")
+                          if p.is_file() and "PRIVATE KEY" in p.read_text(errors="replace")]
     assert [p.name for p in server_key_holders] == ["server.key"]
     for path in holders + server_key_holders:
         assert path.stat().st_mode & 0o777 == 0o600 and path.stat().st_uid == 0, path

@@ -175,7 +175,8 @@ def test_health_fails_fast_on_a_crash_loop_and_shows_the_container_log(head):
     head.set_state(images=head.state()["images"], containers=head.state()["containers"],
                    vllm={"load_ticks": 0, "crash": True, "bench_failed_requests": 0})
     result = health(head)
-    assert_step_failed(result, "vllm-health", "vm-qwen-nc48", "it keeps crashing", "qwen: last lines of the qwen-vllm container log")
+    assert_step_failed(result, "vllm-health", "vm-qwen-nc48", "it keeps crashing",
+                       "qwen: last lines of the qwen-vllm container log")
     assert len(head.calls("sleep")) < 5
 
 

@@ -4,7 +4,6 @@ huggingface_hub 0.35 (keyword-only arguments after repo_id), answered from the s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Union
 
 import hub_state
 
@@ -52,7 +51,7 @@ class HfApi:
         pass
 
     def model_info(self, repo_id: str, *, revision: str | None = None, timeout: float | None = None,
-                   securityStatus: bool | None = None, files_metadata: bool = False, expand=None,
+                   securityStatus: bool | None = None, files_metadata: bool = False, expand=None,  # noqa: N803 (hub API)
                    token=None) -> ModelInfo:
         revision = revision or "main"
         entry = hub_state.revision_of(repo_id, revision, RepositoryNotFoundError, RevisionNotFoundError)

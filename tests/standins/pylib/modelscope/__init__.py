@@ -3,8 +3,6 @@ from the stand-ins' hub state (files written into local_dir, complete ones skipp
 
 from __future__ import annotations
 
-from typing import Optional
-
 import hub_state
 
 from modelscope.hub.errors import NotExistError

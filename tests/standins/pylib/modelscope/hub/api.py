@@ -16,7 +16,7 @@ class HubApi:
         pass
 
     def get_model_files(self, model_id: str, revision: str = "master", root=None, recursive: bool = False,
-                        use_cookies: bool = False, headers: dict = {}, endpoint=None) -> list:
+                        use_cookies: bool = False, headers: dict | None = None, endpoint=None) -> list:
         entry = hub_state.revision_of(model_id, revision, NotExistError, NotExistError)
         files, dirs = [], set()
         for path, size in sorted(entry["files"].items()):
