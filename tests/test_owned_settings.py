@@ -10,6 +10,8 @@ import yaml
 
 from stacks.settings import SettingsError, parse_settings
 from tests.harness import ROOT
+from tests.test_settings import one_problem as settings_one_problem
+from tests.test_settings import problems as settings_problems
 
 OWNED_STACKS = ["rtx4090", "ascend-300i", "local"]
 
@@ -26,20 +28,11 @@ def raw_settings(stack: str, address: str = "192.0.2.10", key: object = "-----BE
 
 
 def problems(stack: str, mutate) -> list[str]:
-    raw = raw_settings(stack)
-    mutate(raw)
-    with pytest.raises(SettingsError) as err:
-        parse_settings(stack, raw)
-    return err.value.problems
+    return settings_problems(stack, mutate, read=raw_settings)
 
 
 def one_problem(stack: str, mutate, key: str, *fragments: str) -> str:
-    found = problems(stack, mutate)
-    assert len(found) == 1, found
-    assert found[0].startswith(key), found[0]
-    for fragment in fragments:
-        assert fragment in found[0], found[0]
-    return found[0]
+    return settings_one_problem(stack, mutate, key, *fragments, read=raw_settings)
 
 
 @pytest.mark.parametrize("stack", OWNED_STACKS)

@@ -17,16 +17,17 @@ def raw_settings(stack: str) -> dict:
     return raw
 
 
-def problems(stack: str, mutate) -> list[str]:
-    raw = raw_settings(stack)
+def problems(stack: str, mutate, read=None) -> list[str]:
+    """The problems settings report for the stack file (read by `read`, default raw_settings) after `mutate`."""
+    raw = (read or raw_settings)(stack)
     mutate(raw)
     with pytest.raises(SettingsError) as err:
         parse_settings(stack, raw)
     return err.value.problems
 
 
-def one_problem(stack: str, mutate, key: str, *fragments: str) -> str:
-    found = problems(stack, mutate)
+def one_problem(stack: str, mutate, key: str, *fragments: str, read=None) -> str:
+    found = problems(stack, mutate, read)
     assert len(found) == 1, found
     assert found[0].startswith(key), found[0]
     for fragment in fragments:
