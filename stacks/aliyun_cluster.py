@@ -9,7 +9,7 @@ from components.aliyun_gpu_cluster import AliyunGpuCluster, AliyunGpuClusterArgs
 from components.prefetch import registry_probe_urls
 from components.ssh_key import SshKey, SshKeyArgs
 from stacks.outputs import StackOutputs
-from stacks.serving import seed_performance, serve_and_measure
+from stacks.serving import serve_and_measure, stack_outputs
 from stacks.settings import Settings
 
 
@@ -58,19 +58,9 @@ def build(settings: Settings) -> StackOutputs:
     downloader_node = pulumi.Output.all(downloader.name, downloader.public_ip, downloader.private_ip).apply(
         lambda v: {"name": v[0], "publicIp": v[1], "privateIp": v[2], "gpus": []}
     )
-    performance = seed_performance(settings, serving.benchmark.tokens_per_second)
-    return StackOutputs(
-        endpoint=serving.proxy.endpoint,
-        served_model=serving.service.served_model,
-        api_key=serving.api_key,
-        ca_certificate=serving.proxy.ca_certificate,
-        public_ip=head.public_ip,
+    return stack_outputs(
+        settings, serving, public_ip=head.public_ip,
         ssh_command=pulumi.Output.concat("ssh -i ", settings.access.ssh_key_file, " root@", head.public_ip),
         nodes=pulumi.Output.all(serving.ray.nodes, downloader_node).apply(lambda v: [*v[0], v[1]]),
-        tokens_per_second=serving.benchmark.tokens_per_second,
-        benchmark=serving.benchmark.results,
-        roofline_tokens_per_second=performance.roofline_tokens_per_second,
-        efficiency=performance.efficiency,
-        cost_per_million_tokens=performance.cost_per_million_tokens,
         generated_ssh_private_key=key.private_key if key.generated else None,
     )

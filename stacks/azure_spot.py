@@ -8,7 +8,7 @@ import cloudinit
 from components.azure_spot_gpu_vm import AzureSpotGpuVm, AzureSpotGpuVmArgs
 from components.ssh_key import SshKey, SshKeyArgs
 from stacks.outputs import StackOutputs
-from stacks.serving import seed_performance, serve_and_measure
+from stacks.serving import serve_and_measure, stack_outputs
 from stacks.settings import Settings
 
 # Weights live on the persistent OS disk (the NVMe and temp disks are wiped on eviction).
@@ -37,19 +37,8 @@ def build(settings: Settings) -> StackOutputs:
         priority=az.priority, zone=az.zone,  # the preflight's placement (issue 11)
     ))
     serving = serve_and_measure(settings, [vm.host], MODEL_ROOT, model_dir, prefetch_model=True)
-    performance = seed_performance(settings, serving.benchmark.tokens_per_second)
-    return StackOutputs(
-        endpoint=serving.proxy.endpoint,
-        served_model=serving.service.served_model,
-        api_key=serving.api_key,
-        ca_certificate=serving.proxy.ca_certificate,
-        public_ip=vm.public_ip,
+    return stack_outputs(
+        settings, serving, public_ip=vm.public_ip,
         ssh_command=pulumi.Output.concat("ssh -i ", settings.access.ssh_key_file, " ", az.admin_username, "@", vm.public_ip),
-        nodes=serving.ray.nodes,
-        tokens_per_second=serving.benchmark.tokens_per_second,
-        benchmark=serving.benchmark.results,
-        roofline_tokens_per_second=performance.roofline_tokens_per_second,
-        efficiency=performance.efficiency,
-        cost_per_million_tokens=performance.cost_per_million_tokens,
         generated_ssh_private_key=key.private_key if key.generated else None,
     )

@@ -17,7 +17,7 @@ from components.accelerators import min_driver_version
 from components.host_setup import HostSetup, HostSetupArgs
 from components.remote import GpuHost
 from stacks.outputs import StackOutputs
-from stacks.serving import seed_performance, serve_and_measure
+from stacks.serving import serve_and_measure, stack_outputs
 from stacks.settings import OwnedHostSettings, OwnedSettings, Settings
 
 LOOPBACK = "127.0.0.1"
@@ -82,18 +82,5 @@ def build(settings: Settings) -> StackOutputs:
                                 listen_address=owned.listen_address, api_host=api_address(owned))
     port = settings.serving.port
     # The roofline uses the hosts' accelerator (memory, bandwidth, FLOP/s in stacks/catalog.py).
-    performance = seed_performance(settings, serving.benchmark.tokens_per_second)
-    return StackOutputs(
-        endpoint=serving.proxy.endpoint,
-        ca_certificate=serving.proxy.ca_certificate,
-        served_model=serving.service.served_model,
-        api_key=serving.api_key,
-        public_ip=hosts[0].public_ip,
-        ssh_command=ssh_command(owned, settings.access.ssh_key_file, port),
-        nodes=serving.ray.nodes,
-        tokens_per_second=serving.benchmark.tokens_per_second,
-        benchmark=serving.benchmark.results,
-        roofline_tokens_per_second=performance.roofline_tokens_per_second,
-        efficiency=performance.efficiency,
-        cost_per_million_tokens=performance.cost_per_million_tokens,
-    )
+    return stack_outputs(settings, serving, public_ip=hosts[0].public_ip,
+                         ssh_command=ssh_command(owned, settings.access.ssh_key_file, port))

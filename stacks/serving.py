@@ -18,6 +18,7 @@ from components.ray_cluster import RayCluster, RayClusterArgs
 from components.remote import GpuHost
 from components.tls_proxy import TlsProxy, TlsProxyArgs
 from components.vllm_service import VLLM_LOCAL_PORT, VllmService, VllmServiceArgs
+from stacks.outputs import StackOutputs
 from stacks.performance import cost_per_million_tokens, efficiency, seed_roofline_tokens_per_second
 from stacks.settings import SEED_SCENARIO, Settings
 
@@ -107,4 +108,27 @@ def seed_performance(settings: Settings, tokens_per_second: pulumi.Output[float]
         roofline_tokens_per_second=roofline,
         efficiency=tokens_per_second.apply(lambda tps: efficiency(tps, roofline)),
         cost_per_million_tokens=None if hourly_usd is None else tokens_per_second.apply(cost),
+    )
+
+
+def stack_outputs(settings: Settings, serving: Serving, *, public_ip: pulumi.Input[str], ssh_command: pulumi.Input[str],
+                  nodes: pulumi.Input[list] | None = None,
+                  generated_ssh_private_key: pulumi.Input[str] | None = None) -> StackOutputs:
+    """The outputs contract, built once for every composition: each passes only what its machines decide
+    (the head's address, how to SSH to it, extra nodes such as the downloader, a generated key)."""
+    performance = seed_performance(settings, serving.benchmark.tokens_per_second)
+    return StackOutputs(
+        endpoint=serving.proxy.endpoint,
+        served_model=serving.service.served_model,
+        api_key=serving.api_key,
+        ca_certificate=serving.proxy.ca_certificate,
+        public_ip=public_ip,
+        ssh_command=ssh_command,
+        nodes=serving.ray.nodes if nodes is None else nodes,
+        tokens_per_second=serving.benchmark.tokens_per_second,
+        benchmark=serving.benchmark.results,
+        roofline_tokens_per_second=performance.roofline_tokens_per_second,
+        efficiency=performance.efficiency,
+        cost_per_million_tokens=performance.cost_per_million_tokens,
+        generated_ssh_private_key=generated_ssh_private_key,
     )
